@@ -1,0 +1,1 @@
+"""Shared runtime of personalization-streams: configuration, decoding, sinks, CLI."""

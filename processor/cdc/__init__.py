@@ -1,0 +1,1 @@
+"""CDC decoders: Debezium PostgreSQL rows and DynamoDB items."""

@@ -1,0 +1,1 @@
+"""The embedded local stack: Tansu broker, PostgreSQL and a schema registry, no Docker."""

@@ -1,0 +1,142 @@
+"""One configuration for every topology, read from the environment.
+
+Each field is one environment variable of the same name in upper case. Invalid values
+fail at start-up with pydantic's message, which names the variable.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Environment of a pstreams process; `docs/configuration.md` lists every variable."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # librdkafka's default (45 s) makes every consumer-group join slow on small brokers.
+    kafka_session_timeout_ms: int = Field(6000, ge=1000)
+
+    schema_registry_url: str = "http://localhost:8081"
+    schema_registry_basic_auth_user_info: SecretStr | None = None
+
+    postgres_url: str = "postgresql://postgres@localhost:5432/postgres"
+    postgres_schema: str = Field("public", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    pg_topic_prefix: str = Field("pg1", pattern=r"^[A-Za-z0-9_.-]+$")
+    dynamodb_topic: str = Field("personalization-dev-user-personalization", min_length=1)
+    interactions_topic: str = Field("interaction_data", min_length=1)
+    # `{topology}` is replaced by the topology's name.
+    dead_letter_topic: str = Field("pstreams-dead-letter-{topology}", min_length=1)
+
+    state_dir: Path = Path("state")
+    consumer_group_prefix: str = "pstreams-"
+    processing_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
+    commit_interval_s: float = Field(1.0, gt=0)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # Partitions given to topics the topologies create (outputs); inputs keep theirs.
+    output_topic_partitions: int = Field(1, ge=1)
+    sink_retry_max_backoff_s: float = Field(30.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres_scheme(cls, url: str) -> str:
+        if not url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("must be a postgresql:// URL")
+        return url
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _registry_scheme(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url.rstrip("/")
+
+    @field_validator("schema_registry_basic_auth_user_info")
+    @classmethod
+    def _user_info_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and ":" not in value.get_secret_value():
+            raise ValueError("must be 'key:secret'")
+        return value
+
+    @field_validator("dead_letter_topic")
+    @classmethod
+    def _dead_letter_placeholder(cls, template: str) -> str:
+        if "{topology}" not in template:
+            raise ValueError("must contain '{topology}' so each topology has its own topic")
+        return template
+
+    @model_validator(mode="after")
+    def _sasl_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required when "
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+            )
+        return self
+
+    def pg_topic(self, table: str) -> str:
+        """Topic of one captured PostgreSQL table, as the CDC connector names it."""
+        return f"{self.pg_topic_prefix}.user_data.{table}"
+
+    def dead_letter_topic_for(self, topology: str) -> str:
+        return self.dead_letter_topic.format(topology=topology)
+
+    @cached_property
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings for producers, consumers and admin clients alike."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            assert self.kafka_sasl_username and self.kafka_sasl_password
+            config |= {
+                "sasl.mechanism": self.kafka_sasl_mechanism,
+                "sasl.username": self.kafka_sasl_username,
+                "sasl.password": self.kafka_sasl_password.get_secret_value(),
+            }
+        return config
+
+    @cached_property
+    def schema_registry_config(self) -> dict[str, str]:
+        """Configuration for confluent-kafka's `SchemaRegistryClient`."""
+        config = {"url": self.schema_registry_url}
+        if self.schema_registry_basic_auth_user_info is not None:
+            config["basic.auth.user.info"] = (
+                self.schema_registry_basic_auth_user_info.get_secret_value()
+            )
+        return config
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """`POSTGRES_URL` with the psycopg 3 driver named, as SQLAlchemy wants it."""
+        scheme, rest = self.postgres_url.split("://", 1)
+        return f"postgresql+psycopg://{rest}" if "+" not in scheme else self.postgres_url
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad variable raises `SystemExit` naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'configuration'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise SystemExit(f"invalid configuration: {problems}") from None
