@@ -1,0 +1,22 @@
+"""The one value shape that topologies hand to sinks: a row of a derived table, or its removal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TableChange:
+    """The new absolute state of one output row: `row` to upsert, or None to delete `key`.
+
+    Absolute values, never increments, so writing a change twice is harmless; this is
+    what makes a replay after a crash converge to the same table.
+    """
+
+    key: tuple[Any, ...]
+    row: dict[str, Any] | None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.row is None

@@ -1,0 +1,82 @@
+"""`pstreams run TOPOLOGY | --all`: topologies in the foreground.
+
+`--all` supervises one child process per topology, as an orchestrator would run one
+container each: a child that exits is started again after a growing delay, and
+SIGINT/SIGTERM stop them all gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+from processor.settings import load_settings
+from processor.sinks.postgres import Backoff
+from processor.topology import all_topologies
+
+logger = logging.getLogger(__name__)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("run", help="run one topology, or all of them")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("topology", nargs="?", choices=sorted(all_topologies()))
+    target.add_argument("--all", action="store_true", help="every topology, each in a process")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.all:
+        return supervise(sorted(all_topologies()))
+    from processor.runner import run_topology
+
+    run_topology(all_topologies()[args.topology], settings)
+    return 0
+
+
+def _start(topology: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "processor", "run", topology])
+
+
+def supervise(names: list[str]) -> int:
+    """Run each topology in a child process until a signal stops the supervisor."""
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    children = {name: _start(name) for name in names}
+    backoffs = {name: Backoff(maximum=60.0, initial=1.0) for name in names}
+    restart_at: dict[str, float] = {}
+    while not stopping:
+        time.sleep(0.5)
+        for name, child in children.items():
+            if child.poll() is None or stopping:
+                continue
+            if name not in restart_at:
+                delay = backoffs[name].next_delay()
+                logger.error("topology %s exited with %s; restarting in %.0f s", name, child.returncode, delay)
+                restart_at[name] = time.monotonic() + delay
+            elif time.monotonic() >= restart_at[name]:
+                del restart_at[name]
+                children[name] = _start(name)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children.values():
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0

@@ -1,0 +1,156 @@
+"""What a topology builds its stream from: decoded sources with a dead-letter topic, outputs.
+
+Every input is consumed as raw bytes and parsed inside the dataframe, so a record that
+cannot be parsed becomes a value like any other and is routed by Quix itself to the
+topology's dead-letter topic: written in the same checkpoint (and, under exactly-once,
+the same transaction) as everything else, never lost and never stopping the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from quixstreams import Application, message_context
+from quixstreams.dataframe import StreamingDataFrame
+from quixstreams.models import Topic, TopicConfig
+from quixstreams.models.topics import TopicManager
+
+from processor.avro import SchemaRegistry
+from processor.errors import DecodeError
+from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
+from processor.serialization import RegistryAvroSerializer
+from processor.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Headers added to a dead letter, beside the record's own headers.
+ERROR_HEADER = "pstreams.error"
+ERROR_TYPE_HEADER = "pstreams.error.type"
+SOURCE_TOPIC_HEADER = "pstreams.source.topic"
+SOURCE_PARTITION_HEADER = "pstreams.source.partition"
+SOURCE_OFFSET_HEADER = "pstreams.source.offset"
+TOPOLOGY_HEADER = "pstreams.topology"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One input record as it was read, with the coordinates that identify it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that failed to parse, on its way to the dead-letter topic."""
+
+    record: SourceRecord
+    error: DecodeError
+
+
+class Parser(Generic[T]):
+    """Turns raw records into values; `None` means "not data, skip it"."""
+
+    def __init__(self, topology: str, parse: Callable[[SourceRecord], T | None]) -> None:
+        self._topology = topology
+        self._parse = parse
+
+    def __call__(self, value: bytes | None, key: bytes | None, timestamp: int, _: Any) -> Any:
+        context = message_context()
+        record = SourceRecord(
+            context.topic, context.partition, context.offset, timestamp, key, value
+        )
+        RECORDS_IN.labels(self._topology, record.topic).inc()
+        try:
+            parsed = self._parse(record)
+        except DecodeError as error:
+            DEAD_LETTERS.labels(self._topology, record.topic, type(error).__name__).inc()
+            logger.warning(
+                "dead letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, error
+            )
+            return Rejected(record, error)
+        if parsed is None:
+            RECORDS_SKIPPED.labels(self._topology, record.topic).inc()
+        return parsed
+
+
+class Pipeline:
+    """The Quix application of one topology plus the project's conventions around it."""
+
+    def __init__(
+        self, app: Application, settings: Settings, topology: str, registry: SchemaRegistry
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.topology = topology
+        self.registry = registry
+        self._sources: list[Topic] = []
+        self._dead_letter_topic: Topic | None = None
+
+    def source(
+        self, topic_name: str, parse: Callable[[SourceRecord], T | None]
+    ) -> StreamingDataFrame:
+        """A stream of `parse`d values of one input topic; failures go to the dead letters."""
+        topic = self.app.topic(
+            topic_name,
+            key_deserializer="bytes",
+            value_deserializer="bytes",
+        )
+        self._sources.append(topic)
+        parsed = self.app.dataframe(topic).apply(Parser(self.topology, parse), metadata=True)
+        rejected = parsed.filter(lambda value: isinstance(value, Rejected))
+        rejected.set_headers(self._dead_letter_headers).apply(
+            lambda rejection: rejection.record.value
+        ).to_topic(self._dead_letters())
+        return parsed.filter(lambda value: value is not None and not isinstance(value, Rejected))
+
+    def avro_topic(self, name: str, schema: dict[str, Any]) -> Topic:
+        """An output topic of Avro values registered under `<name>-value`, keyed by a string.
+
+        Partitions, replication and retention are those of the sources (as Quix does for
+        its internal topics), so it fits the cluster the inputs live on.
+        """
+        return self.app.topic(
+            name,
+            key_serializer="str",
+            value_serializer=RegistryAvroSerializer(self.registry, f"{name}-value", schema),
+            create_config=TopicManager.derive_topic_config(self._sources),
+        )
+
+    def _dead_letters(self) -> Topic:
+        if self._dead_letter_topic is None:
+            config = TopicManager.derive_topic_config(self._sources)
+            self._dead_letter_topic = self.app.topic(
+                self.settings.dead_letter_topic_for(self.topology),
+                key_serializer="bytes",
+                value_serializer="bytes",
+                create_config=TopicConfig(
+                    num_partitions=1,
+                    replication_factor=config.replication_factor,
+                    extra_config=config.extra_config,
+                ),
+            )
+        return self._dead_letter_topic
+
+    def _dead_letter_headers(
+        self, rejection: Rejected, _key: Any, _timestamp: int, headers: list[tuple[str, bytes]]
+    ) -> list[tuple[str, bytes]]:
+        record = rejection.record
+        return [
+            *headers,
+            (ERROR_HEADER, str(rejection.error).encode()),
+            (ERROR_TYPE_HEADER, type(rejection.error).__name__.encode()),
+            (SOURCE_TOPIC_HEADER, record.topic.encode()),
+            (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
+            (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
+            (TOPOLOGY_HEADER, self.topology.encode()),
+        ]

@@ -1,0 +1,110 @@
+"""Has a topology consumed everything? The check behind `pstreams wait`.
+
+A topology's consumer group commits offsets only after its sinks flushed (Quix flushes
+sinks first at every checkpoint), so "caught up" is read from committed offsets:
+a partition is caught up when no committed record lies between the group's committed
+offset and the end the partition had when we looked. Under exactly-once the end of a
+partition is often a transaction marker, not a record; a read_committed probe from the
+committed offset tells the two apart.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
+
+from processor.settings import Settings
+
+
+@dataclass(frozen=True)
+class Lag:
+    """A partition a consumer group has not finished: `committed` < `end`."""
+
+    group: str
+    topic: str
+    partition: int
+    committed: int
+    end: int
+
+    def __str__(self) -> str:
+        committed = "nothing" if self.committed < 0 else f"offset {self.committed}"
+        return f"{self.group}: {self.topic}[{self.partition}] committed {committed}, end {self.end}"
+
+
+class ProgressProbe:
+    """Reads ends of partitions and committed offsets of groups on one broker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._reader = Consumer(self._config(f"pstreams-wait-{uuid.uuid4()}"))
+
+    def _config(self, group: str) -> dict[str, object]:
+        return self._settings.kafka_config | {
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        metadata = self._reader.list_topics(timeout=10)
+        return [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if topic in metadata.topics
+            for partition in sorted(metadata.topics[topic].partitions)
+        ]
+
+    def topics_with_prefix(self, prefix: str) -> list[str]:
+        return sorted(t for t in self._reader.list_topics(timeout=10).topics if t.startswith(prefix))
+
+    def ends(self, partitions: Iterable[TopicPartition]) -> dict[tuple[str, int], int]:
+        return {
+            (tp.topic, tp.partition): self._reader.get_watermark_offsets(tp, timeout=10)[1]
+            for tp in partitions
+        }
+
+    def lags(self, group: str, ends: dict[tuple[str, int], int]) -> list[Lag]:
+        """Partitions of `ends` on which `group` has records left to commit."""
+        if not ends:
+            return []
+        committed_reader = Consumer(self._config(group))
+        try:
+            committed = committed_reader.committed(
+                [TopicPartition(topic, partition) for topic, partition in ends], timeout=10
+            )
+        finally:
+            committed_reader.close()
+        lags = []
+        for tp in committed:
+            end = ends[(tp.topic, tp.partition)]
+            start = tp.offset if tp.offset != OFFSET_INVALID else 0
+            if start < end and self._has_record_before(tp.topic, tp.partition, start, end):
+                lags.append(Lag(group, tp.topic, tp.partition, tp.offset, end))
+        return lags
+
+    def _has_record_before(self, topic: str, partition: int, start: int, end: int) -> bool:
+        """Is there a committed (non-marker, non-aborted) record in [start, end)?"""
+        self._reader.assign([TopicPartition(topic, partition, start)])
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                message = self._reader.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    return False
+                if error is None:
+                    return message.offset() < end
+            return True
+        finally:
+            self._reader.unassign()

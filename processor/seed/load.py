@@ -1,0 +1,131 @@
+"""`pstreams seed load DIR`: a dataset into the running stack, as the connectors would put it.
+
+Rows go into the source tables (schema `user_data`) and, in the same order, their CDC
+records into the topics: the snapshot first (categories, users, items, reviews, then
+the interactions), then `changes.jsonl` line by line. The topics are created when
+missing, with unlimited retention (see processor/local/broker.py for why it is explicit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from confluent_kafka import Producer
+from sqlalchemy.dialects.postgresql import insert
+
+from processor.avro import SchemaRegistry
+from processor.connectors import DynamoDbCdcEmulator, PostgresCdcEmulator
+from processor.local.broker import create_topics
+from processor.seed import database
+from processor.settings import Settings
+
+SNAPSHOT_ORDER = ("categories", "users", "items", "reviews")
+
+
+@dataclass
+class LoadCounts:
+    """How many CDC records went to each topic."""
+
+    per_topic: dict[str, int] = field(default_factory=dict)
+
+    def add(self, topic: str) -> None:
+        self.per_topic[topic] = self.per_topic.get(topic, 0) + 1
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number}: {error}") from None
+
+
+class DatasetLoader:
+    """Writes rows to PostgreSQL and produces the matching CDC records."""
+
+    def __init__(self, settings: Settings, partitions: int = 1) -> None:
+        self._settings = settings
+        registry = SchemaRegistry(settings)
+        self._postgres_cdc = PostgresCdcEmulator(registry, settings.pg_topic_prefix)
+        self._dynamodb_cdc = DynamoDbCdcEmulator(registry, settings.dynamodb_topic)
+        self._engine = sa.create_engine(settings.sqlalchemy_url)
+        self._producer = Producer(settings.kafka_config | {"linger.ms": 20})
+        self.counts = LoadCounts()
+        with self._engine.begin() as connection:
+            connection.execute(sa.schema.CreateSchema(database.SCHEMA, if_not_exists=True))
+            database.metadata.create_all(connection)
+        create_topics(
+            settings.kafka_config,
+            [settings.pg_topic(table) for table in database.TABLES] + [settings.dynamodb_topic],
+            partitions,
+        )
+
+    def load(self, directory: Path, on_record: Callable[[], None] = lambda: None) -> LoadCounts:
+        for table in SNAPSHOT_ORDER:
+            for row in read_jsonl(directory / f"{table}.jsonl"):
+                self.upsert(table, row)
+                on_record()
+        for item in read_jsonl(directory / "interactions.jsonl"):
+            self.interaction(item)
+            on_record()
+        for change in read_jsonl(directory / "changes.jsonl"):
+            self.apply(change)
+            on_record()
+        self._producer.flush()
+        return self.counts
+
+    def apply(self, change: dict[str, Any]) -> None:
+        """One line of changes.jsonl (SPEC 6)."""
+        table, op = change.get("table"), change.get("op")
+        if table == "interactions" and op == "insert":
+            self.interaction(change["item"])
+        elif table in database.TABLES and op == "upsert":
+            self.upsert(table, change["row"])
+        elif table in database.TABLES and op == "delete":
+            self.delete(table, change["row"])
+        else:
+            raise ValueError(f"unknown change {table!r} {op!r}")
+
+    def upsert(self, table_name: str, row: dict[str, Any]) -> None:
+        table = database.TABLES[table_name]
+        values = database.typed_row(table, row)
+        keys = [column.name for column in table.primary_key.columns]
+        statement = insert(table).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={name: statement.excluded[name] for name in values if name not in keys},
+        )
+        with self._engine.begin() as connection:
+            connection.execute(statement)
+        self._produce(self._settings.pg_topic(table_name), *self._postgres_cdc.upsert(table_name, row))
+
+    def delete(self, table_name: str, row: dict[str, Any]) -> None:
+        table = database.TABLES[table_name]
+        key = database.key_of(table, database.typed_row(table, row))
+        condition = sa.and_(*(table.c[name] == value for name, value in key.items()))
+        with self._engine.begin() as connection:
+            connection.execute(table.delete().where(condition))
+        for record in self._postgres_cdc.delete(table_name, key):
+            self._produce(self._settings.pg_topic(table_name), *record)
+
+    def interaction(self, item: dict[str, Any]) -> None:
+        self._produce(self._settings.dynamodb_topic, *self._dynamodb_cdc.insert(item))
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+        self.counts.add(topic)

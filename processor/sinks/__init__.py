@@ -1,0 +1,1 @@
+"""Sinks: where derived tables leave the stream processor."""

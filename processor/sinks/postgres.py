@@ -1,0 +1,152 @@
+"""A Quix Streams sink that keeps one PostgreSQL table equal to a derived table.
+
+Changes are coalesced per primary key as they arrive (the last state wins) and written
+at each checkpoint in one transaction: deletes, then upserts of absolute values. A
+replayed checkpoint writes the same absolute values again, so the table converges.
+While PostgreSQL is unreachable the sink raises `SinkBackpressureError`: Quix pauses
+the partitions, rewinds them to the checkpoint's first offset and tries again later,
+so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+from quixstreams.sinks import BaseSink, SinkBackpressureError
+from sqlalchemy.dialects.postgresql import insert
+
+from processor.changes import TableChange
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "PostgreSQL is not there right now", as opposed to a bad statement.
+TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)
+DELETE_CHUNK = 1000
+
+
+class Backoff:
+    """Exponential delays for retries: 0.5 s, 1 s, 2 s ... up to `maximum`, reset on success."""
+
+    def __init__(self, maximum: float, initial: float = 0.5) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._next = initial
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self._maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self._initial
+
+
+def create_engine(url: str, schema: str) -> sa.Engine:
+    """An engine whose unqualified tables live in `schema` (`POSTGRES_SCHEMA`)."""
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        execution_options={"schema_translate_map": {None: schema}},
+    )
+
+
+def ensure_table(engine: sa.Engine, table: sa.Table, schema: str) -> None:
+    """Create the schema and the table when missing; an existing table is left as it is."""
+    with engine.begin() as connection:
+        connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+        table.create(connection, checkfirst=True)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    iterator = iter(items)
+    while chunk := tuple(islice(iterator, size)):
+        yield chunk
+
+
+class PostgresTableSink(BaseSink):
+    """Upserts and deletes the rows of one table, one transaction per checkpoint."""
+
+    def __init__(self, engine: sa.Engine, table: sa.Table, schema: str, backoff: Backoff) -> None:
+        super().__init__()
+        self._engine = engine
+        self._table = table
+        self._schema = schema
+        self._backoff = backoff
+        self._pending: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        self._key_names = [column.name for column in table.primary_key.columns]
+        self._upsert = self._upsert_statement(table, self._key_names)
+
+    @staticmethod
+    def _upsert_statement(table: sa.Table, key_names: list[str]) -> sa.Insert:
+        statement = insert(table)
+        updates = {
+            column.name: statement.excluded[column.name]
+            for column in table.columns
+            if column.name not in key_names
+        }
+        if not updates:
+            return statement.on_conflict_do_nothing(index_elements=key_names)
+        return statement.on_conflict_do_update(index_elements=key_names, set_=updates)
+
+    def setup(self) -> None:
+        """Create the table, waiting with backoff while PostgreSQL is unreachable."""
+        while True:
+            try:
+                ensure_table(self._engine, self._table, self._schema)
+            except TRANSIENT_ERRORS as error:
+                delay = self._backoff.next_delay()
+                logger.warning("PostgreSQL unavailable (%s); retrying in %.1f s", error, delay)
+                time.sleep(delay)
+            else:
+                self._backoff.reset()
+                return
+
+    def add(
+        self,
+        value: TableChange,
+        key: Any,
+        timestamp: int,
+        headers: Any,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        self._pending[value.key] = value.row
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        try:
+            self._write(pending)
+        except TRANSIENT_ERRORS as error:
+            delay = self._backoff.next_delay()
+            logger.warning(
+                "PostgreSQL write of %d rows to %s failed (%s); replaying in %.1f s",
+                len(pending),
+                self._table.name,
+                error,
+                delay,
+            )
+            raise SinkBackpressureError(retry_after=delay) from error
+        self._backoff.reset()
+
+    def on_paused(self) -> None:
+        """The checkpoint is being replayed from its first offset: forget what it added."""
+        self._pending.clear()
+
+    def _write(self, pending: dict[tuple[Any, ...], dict[str, Any] | None]) -> None:
+        deletes = [key for key, row in pending.items() if row is None]
+        upserts = [row for row in pending.values() if row is not None]
+        key_tuple = sa.tuple_(*(self._table.c[name] for name in self._key_names))
+        with self._engine.begin() as connection:
+            for chunk in _chunks(deletes, DELETE_CHUNK):
+                connection.execute(self._table.delete().where(key_tuple.in_(chunk)))
+            if upserts:
+                connection.execute(self._upsert, upserts)
+

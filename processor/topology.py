@@ -1,0 +1,40 @@
+"""A topology: one derived table and the stream that keeps it current.
+
+Each module in `topologies/` defines `TOPOLOGY`; they are found by name, so adding a
+derived table is adding one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from quixstreams.dataframe import StreamingDataFrame
+
+import topologies
+from processor.pipeline import Pipeline
+from processor.settings import Settings
+
+
+@dataclass(frozen=True)
+class Topology:
+    """`build` wires the stream on a pipeline and returns the stream of `TableChange`s;
+    `inputs` names the topics it reads, for progress checks without building it."""
+
+    name: str
+    table: sa.Table
+    inputs: Callable[[Settings], tuple[str, ...]]
+    build: Callable[[Pipeline], StreamingDataFrame]
+
+
+def all_topologies() -> dict[str, Topology]:
+    """Every topology in the `topologies` package, by name, in a stable order."""
+    found = {}
+    for module_info in sorted(pkgutil.iter_modules(topologies.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"topologies.{module_info.name}")
+        topology: Topology = module.TOPOLOGY
+        found[topology.name] = topology
+    return found

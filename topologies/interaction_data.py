@@ -1,0 +1,101 @@
+"""`interaction_data` (SPEC 2.1): one row per DynamoDB interaction record.
+
+Each attribute's value is its `S` string, else NULL; `event_time_ltz` is the `timestamp`
+attribute read as integer epoch seconds. A record whose timestamp is missing, not a
+string or not an integer is bad input and goes to the dead-letter topic.
+
+The rows are also published to the `interaction_data` topic (Avro, keyed by user_id,
+timestamped with the event time) that the analytics topologies consume.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from processor.avro import load_schema
+from processor.cdc.dynamodb import DynamoDbCdcDecoder, string_attribute
+from processor.changes import TableChange
+from processor.errors import DecodeError
+from processor.pipeline import Pipeline, SourceRecord
+from processor.topology import Topology
+
+ATTRIBUTES = (
+    "current_page_url",
+    "action_type",
+    "item_id",
+    "user_id",
+    "browser_type",
+    "session_id",
+    "device_type",
+    "referrer_url",
+)
+
+TABLE = sa.Table(
+    "interaction_data",
+    sa.MetaData(),
+    *(sa.Column(name, sa.Text) for name in ATTRIBUTES),
+    sa.Column("event_time_ltz", sa.TIMESTAMP(timezone=True), nullable=False),
+    # The source record's identity: reprocessing a record rewrites its row.
+    sa.Column("source_topic", sa.Text, primary_key=True),
+    sa.Column("source_partition", sa.Integer, primary_key=True),
+    sa.Column("source_offset", sa.BigInteger, primary_key=True),
+)
+
+# What CAST(x AS BIGINT) accepts: an optionally signed run of digits, blanks around it.
+INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+LOWEST_SECOND = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+HIGHEST_SECOND = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+
+
+def event_time_ms(timestamp: str | None) -> int:
+    """Epoch milliseconds of the `timestamp` attribute (integer epoch seconds)."""
+    if timestamp is None or not INTEGER.fullmatch(timestamp):
+        raise DecodeError(f"timestamp {timestamp!r} is not an integer number of seconds")
+    seconds = int(timestamp)
+    if not LOWEST_SECOND <= seconds <= HIGHEST_SECOND:
+        raise DecodeError(f"timestamp {timestamp!r} is outside the range of a timestamp")
+    return seconds * 1000
+
+
+def interaction(decoder: DynamoDbCdcDecoder, record: SourceRecord) -> dict[str, Any] | None:
+    """The interaction_data row of one DynamoDB CDC record; None for a REMOVE."""
+    item = decoder.decode(record.value)
+    if item is None:
+        return None
+    row: dict[str, Any] = {name: string_attribute(item, name) for name in ATTRIBUTES}
+    row["event_time_ltz"] = event_time_ms(string_attribute(item, "timestamp"))
+    row["source_topic"] = record.topic
+    row["source_partition"] = record.partition
+    row["source_offset"] = record.offset
+    return row
+
+
+def table_change(row: dict[str, Any]) -> TableChange:
+    columns = dict(row)
+    columns["event_time_ltz"] = datetime.fromtimestamp(row["event_time_ltz"] / 1000, UTC)
+    return TableChange((row["source_topic"], row["source_partition"], row["source_offset"]), columns)
+
+
+def build(pipeline: Pipeline) -> Any:
+    decoder = DynamoDbCdcDecoder(pipeline.registry)
+    interactions = pipeline.source(
+        pipeline.settings.dynamodb_topic, lambda record: interaction(decoder, record)
+    )
+    interactions = interactions.set_timestamp(lambda row, *_: row["event_time_ltz"])
+    interactions.to_topic(
+        pipeline.avro_topic(pipeline.settings.interactions_topic, load_schema("tables/interaction_data")),
+        key=lambda row: row["user_id"],
+    )
+    return interactions.apply(table_change)
+
+
+TOPOLOGY = Topology(
+    name="interaction_data",
+    table=TABLE,
+    inputs=lambda settings: (settings.dynamodb_topic,),
+    build=build,
+)
