@@ -1,10 +1,93 @@
-"""`pstreams local up|down|status|env` (placeholder until the local stack lands)."""
+"""`pstreams local up|down|status|env`: the embedded local stack (see docs/local-stack.md)."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+
+from processor.local import stack
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("local", help="the embedded local stack")
-    parser.set_defaults(handler=lambda args: parser.print_help())
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--root",
+        help=f"directory of the stack's state (default: ${stack.ROOT_ENV} or {stack.DEFAULT_ROOT})",
+    )
+    parser = commands.add_parser(
+        "local",
+        help="the embedded local stack: broker, schema registry, PostgreSQL",
+        description="Run a Kafka-protocol broker, a schema registry and PostgreSQL on this "
+        "machine, without Docker.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    start = actions.add_parser(
+        "up", parents=[common], help="start what is not running and wait until it answers"
+    )
+    for name, port in stack.DEFAULT_PORTS.items():
+        start.add_argument(
+            f"--{name}-port", type=int, metavar="PORT", help=f"{name} port (default {port})"
+        )
+    start.set_defaults(handler=_up)
+
+    actions.add_parser(
+        "down", parents=[common], help="stop everything and delete the stack's directory"
+    ).set_defaults(handler=_down)
+    actions.add_parser(
+        "status", parents=[common], help="one line per component; exit 1 if any is down"
+    ).set_defaults(handler=_status)
+    actions.add_parser(
+        "env", parents=[common], help='shell exports for `eval "$(pstreams local env)"`'
+    ).set_defaults(handler=_env)
+
+
+def _up(args: argparse.Namespace) -> int:
+    try:
+        running = stack.up(
+            args.root,
+            broker_port=args.broker_port,
+            registry_port=args.registry_port,
+            postgres_port=args.postgres_port,
+            echo=print,
+        )
+    except stack.StackError as error:
+        print(f"pstreams local up: {error}", file=sys.stderr)
+        return 1
+    root_option = "" if args.root is None else f" --root {shlex.quote(args.root)}"
+    print(f'\npoint pstreams at it with: eval "$(pstreams local env{root_option})"')
+    print(f"state and logs: {running.root}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        stack.down(args.root)
+    except stack.StackError as error:
+        print(f"pstreams local down: {error}", file=sys.stderr)
+        return 1
+    print(f"stopped; removed {stack.resolve_root(args.root)}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    statuses = stack.status(args.root)
+    for component in statuses:
+        pid = "" if component.pid is None else f"pid {component.pid}"
+        print(f"{component.name:<9}{component.state:<14}{component.address:<50}{pid}".rstrip())
+    return 0 if all(component.state == "running" for component in statuses) else 1
+
+
+def _env(args: argparse.Namespace) -> int:
+    running = stack.recorded(args.root)
+    if running is None:
+        print(
+            f"pstreams local env: no stack under {stack.resolve_root(args.root)}; "
+            "start one with `pstreams local up`",
+            file=sys.stderr,
+        )
+        return 1
+    for name, value in running.env().items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
