@@ -1,0 +1,100 @@
+"""`pstreams seed ACTION`: synthetic datasets in the SPEC section 6 directory format.
+
+Each action is registered by one `_register_*` function on the `seed` parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date
+from pathlib import Path
+
+from processor.seed import DATASET_FILES, SeedOptions, generate, write_dataset
+from processor.seed.options import ORDERS
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("seed", help="synthetic datasets (SPEC section 6 format)")
+    actions = parser.add_subparsers(dest="seed_action", required=True, metavar="ACTION")
+    _register_generate(actions)
+
+
+def _register_generate(actions: argparse._SubParsersAction) -> None:
+    defaults = SeedOptions()
+    parser = actions.add_parser(
+        "generate",
+        help="write a deterministic synthetic dataset",
+        description="Write a dataset shaped like the seed scripts' data; the same options "
+        "always give byte-identical files. See docs/seed-data.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, required=True, help="dataset directory")
+    parser.add_argument("--users", type=int, default=defaults.users)
+    parser.add_argument("--items", type=int, default=defaults.items)
+    parser.add_argument("--interactions", type=int, default=defaults.interactions)
+    parser.add_argument("--reviews", type=int, default=defaults.reviews)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--order",
+        choices=ORDERS,
+        default=defaults.order,
+        help="interactions in event-time order, or shuffled as a DynamoDB snapshot delivers",
+    )
+    parser.add_argument(
+        "--bursts",
+        type=int,
+        default=defaults.bursts,
+        help="bursts of repeated purchases of one item within one 30-minute window",
+    )
+    parser.add_argument(
+        "--skew",
+        type=float,
+        default=defaults.skew,
+        help="popularity of users and items: weight 1/rank**SKEW (0 = uniform)",
+    )
+    parser.add_argument(
+        "--changes", type=int, default=defaults.changes, help="entries of changes.jsonl"
+    )
+    parser.add_argument(
+        "--faker", action="store_true", help="realistic names, emails, locations and texts"
+    )
+    parser.add_argument(
+        "--no-edge-cases",
+        dest="edge_cases",
+        action="store_false",
+        help="leave out the few records the analytics treat specially",
+    )
+    parser.add_argument(
+        "--reference-date",
+        type=date.fromisoformat,
+        default=defaults.reference_date,
+        help="stands in for 'now': interactions fall in the year before it (UTC)",
+    )
+    parser.set_defaults(handler=lambda args: _generate(parser, args))
+
+
+def _generate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    try:
+        options = SeedOptions(
+            users=args.users,
+            items=args.items,
+            interactions=args.interactions,
+            reviews=args.reviews,
+            seed=args.seed,
+            order=args.order,
+            bursts=args.bursts,
+            skew=args.skew,
+            changes=args.changes,
+            faker=args.faker,
+            edge_cases=args.edge_cases,
+            reference_date=args.reference_date,
+        )
+        dataset = generate(options)
+    except (ValueError, ImportError) as error:
+        parser.error(str(error))
+    write_dataset(dataset, args.out)
+    sizes = ", ".join(f"{len(getattr(dataset, name)):,} {name}" for name in DATASET_FILES)
+    print(f"wrote {args.out}: {sizes} in {time.perf_counter() - started:.2f} s")
+    return 0
