@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
 
@@ -77,19 +78,9 @@ def _register_generate(actions: argparse._SubParsersAction) -> None:
 def _generate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
+        # Every option's dest is the name of its SeedOptions field.
         options = SeedOptions(
-            users=args.users,
-            items=args.items,
-            interactions=args.interactions,
-            reviews=args.reviews,
-            seed=args.seed,
-            order=args.order,
-            bursts=args.bursts,
-            skew=args.skew,
-            changes=args.changes,
-            faker=args.faker,
-            edge_cases=args.edge_cases,
-            reference_date=args.reference_date,
+            **{field.name: getattr(args, field.name) for field in fields(SeedOptions)}
         )
         dataset = generate(options)
     except (ValueError, ImportError) as error:

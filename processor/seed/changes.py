@@ -87,7 +87,10 @@ class _Table:
         return self.rows.pop(key)
 
 
-class _Changes:
+class ChangeStream:
+    """Draws changes.jsonl entries from `start` on; the rows in `tables` are never mutated
+    (a row is copied before it is modified)."""
+
     def __init__(
         self,
         tables: dict[str, list[Row]],
@@ -215,18 +218,3 @@ class _Changes:
         if table is self._reviews:
             self._pairs.discard((row["user_id"], row["item_id"]))
         return {"table": table.name, "op": "delete", "row": {table.key: row[table.key]}}
-
-
-def build_changes(
-    count: int,
-    tables: dict[str, list[Row]],
-    rng: random.Random,
-    values: Values,
-    usernames: Usernames,
-    traffic: Traffic,
-    renderer: Renderer,
-    start: int,
-) -> list[Row]:
-    """`count` changes from `start` on; the rows in `tables` are never mutated (rows are
-    copied before they are modified)."""
-    return _Changes(tables, rng, values, usernames, traffic, renderer, start).generate(count)

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from processor.seed.changes import build_changes
+from processor.seed.changes import ChangeStream
 from processor.seed.interactions import Picker, Renderer, Traffic, draw_interactions
 from processor.seed.options import SeedOptions
 from processor.seed.tables import (
@@ -42,6 +42,8 @@ class Dataset:
 
 
 def generate(options: SeedOptions) -> Dataset:
+    """The whole dataset in memory (the 100k-interaction benchmark set takes ~300 MB)."""
+
     def rng(part: str) -> random.Random:
         return random.Random(f"{options.seed}/{part}")
 
@@ -68,9 +70,9 @@ def generate(options: SeedOptions) -> Dataset:
         rng("order").shuffle(interactions)
 
     tables = {"users": users, "categories": categories, "items": items, "reviews": reviews}
-    changes = build_changes(
-        options.changes, tables, rng("changes"), values, usernames, traffic, renderer, reference
-    )
+    changes = ChangeStream(
+        tables, rng("changes"), values, usernames, traffic, renderer, reference
+    ).generate(options.changes)
     return Dataset(users, categories, items, reviews, interactions, changes)
 
 
