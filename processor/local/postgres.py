@@ -110,8 +110,14 @@ class Postgres:
                 timeout=120,
                 **identity,
             )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-            raise PostgresStartError(f"{program.name} failed: {error}") from error
+        except subprocess.CalledProcessError as error:
+            raise PostgresStartError(
+                f"{program.name} exited with status {error.returncode}"
+            ) from error
+        except subprocess.TimeoutExpired as error:
+            raise PostgresStartError(
+                f"{program.name} did not finish in {error.timeout} s"
+            ) from error
 
 
 def _bin_dir() -> Path:
