@@ -47,6 +47,7 @@ class SourceRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +65,12 @@ class Parser(Generic[T]):
         self._topology = topology
         self._parse = parse
 
-    def __call__(self, value: bytes | None, key: bytes | None, timestamp: int, _: Any) -> Any:
+    def __call__(
+        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any
+    ) -> Any:
         context = message_context()
         record = SourceRecord(
-            context.topic, context.partition, context.offset, timestamp, key, value
+            context.topic, context.partition, context.offset, timestamp, key, value, headers or []
         )
         RECORDS_IN.labels(self._topology, record.topic).inc()
         try:
@@ -123,7 +126,7 @@ class Pipeline:
             name,
             key_serializer="str",
             value_serializer=RegistryAvroSerializer(self.registry, f"{name}-value", schema),
-            create_config=TopicManager.derive_topic_config(self._sources),
+            config=TopicManager.derive_topic_config(self._sources),
         )
 
     def _dead_letters(self) -> Topic:
@@ -133,7 +136,7 @@ class Pipeline:
                 self.settings.dead_letter_topic_for(self.topology),
                 key_serializer="bytes",
                 value_serializer="bytes",
-                create_config=TopicConfig(
+                config=TopicConfig(
                     num_partitions=1,
                     replication_factor=config.replication_factor,
                     extra_config=config.extra_config,

@@ -44,8 +44,6 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
     commit_interval_s: float = Field(1.0, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    # Partitions given to topics the topologies create (outputs); inputs keep theirs.
-    output_topic_partitions: int = Field(1, ge=1)
     sink_retry_max_backoff_s: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

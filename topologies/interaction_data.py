@@ -63,7 +63,7 @@ def event_time_ms(timestamp: str | None) -> int:
 
 def interaction(decoder: DynamoDbCdcDecoder, record: SourceRecord) -> dict[str, Any] | None:
     """The interaction_data row of one DynamoDB CDC record; None for a REMOVE."""
-    item = decoder.decode(record.value)
+    item = decoder.decode(record.value, record.headers)
     if item is None:
         return None
     row: dict[str, Any] = {name: string_attribute(item, name) for name in ATTRIBUTES}

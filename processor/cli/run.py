@@ -34,6 +34,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per registry request is noise; failures surface as our own errors.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.all:
         return supervise(sorted(all_topologies()))
     from processor.runner import run_topology

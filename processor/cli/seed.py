@@ -19,6 +19,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("seed", help="synthetic datasets (SPEC section 6 format)")
     actions = parser.add_subparsers(dest="seed_action", required=True, metavar="ACTION")
     _register_generate(actions)
+    _register_load(actions)
 
 
 def _register_generate(actions: argparse._SubParsersAction) -> None:
@@ -88,4 +89,32 @@ def _generate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     write_dataset(dataset, args.out)
     sizes = ", ".join(f"{len(getattr(dataset, name)):,} {name}" for name in DATASET_FILES)
     print(f"wrote {args.out}: {sizes} in {time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def _register_load(actions: argparse._SubParsersAction) -> None:
+    parser = actions.add_parser(
+        "load",
+        help="load a dataset into the running stack as the CDC connectors would",
+        description="Write the rows into the PostgreSQL source tables (schema user_data) and "
+        "produce the matching CDC records, in order: snapshot, interactions, changes.",
+    )
+    parser.add_argument("directory", type=Path, help="dataset directory (SPEC section 6)")
+    parser.add_argument(
+        "--partitions", type=int, default=1, help="partitions of input topics created now"
+    )
+    parser.set_defaults(handler=_load)
+
+
+def _load(args: argparse.Namespace) -> int:
+    from processor.seed.load import DatasetLoader
+    from processor.settings import load_settings
+
+    if not args.directory.is_dir():
+        raise SystemExit(f"seed load: {args.directory} is not a directory")
+    started = time.perf_counter()
+    counts = DatasetLoader(load_settings(), args.partitions).load(args.directory)
+    for topic, count in sorted(counts.per_topic.items()):
+        print(f"{count:>9,} records  {topic}")
+    print(f"loaded {args.directory} in {time.perf_counter() - started:.1f} s")
     return 0

@@ -106,7 +106,9 @@ class DatasetLoader:
         )
         with self._engine.begin() as connection:
             connection.execute(statement)
-        self._produce(self._settings.pg_topic(table_name), *self._postgres_cdc.upsert(table_name, row))
+        self._produce(
+            self._settings.pg_topic(table_name), *self._postgres_cdc.upsert(table_name, row)
+        )
 
     def delete(self, table_name: str, row: dict[str, Any]) -> None:
         table = database.TABLES[table_name]

@@ -1,0 +1,66 @@
+"""Integration fixtures: topologies run as real processes against the real local stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from processor.settings import Settings
+
+
+@pytest.fixture
+def stack_env(local_stack, tmp_path: Path) -> dict[str, str]:
+    """Environment of one test: the shared stack, with names no other test uses."""
+    run = uuid.uuid4().hex[:8]
+    return local_stack.env() | {
+        "STATE_DIR": str(tmp_path / "state"),
+        "PG_TOPIC_PREFIX": f"t{run}",
+        "DYNAMODB_TOPIC": f"t{run}-user-personalization",
+        "INTERACTIONS_TOPIC": f"t{run}-interaction_data",
+        "DEAD_LETTER_TOPIC": f"t{run}-dead-letter-{{topology}}",
+        "CONSUMER_GROUP_PREFIX": f"t{run}-",
+        "POSTGRES_SCHEMA": f"t{run}",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def settings(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name, value in stack_env.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+@pytest.fixture
+def pstreams(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts `pstreams ARGS...` in the background; every process is stopped at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        log = (tmp_path / f"pstreams-{len(started)}.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "processor", *args],
+            env=os.environ | stack_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
