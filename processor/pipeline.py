@@ -65,9 +65,7 @@ class Parser(Generic[T]):
         self._topology = topology
         self._parse = parse
 
-    def __call__(
-        self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any
-    ) -> Any:
+    def __call__(self, value: bytes | None, key: bytes | None, timestamp: int, headers: Any) -> Any:
         context = message_context()
         record = SourceRecord(
             context.topic, context.partition, context.offset, timestamp, key, value, headers or []

@@ -64,7 +64,9 @@ class ProgressProbe:
         ]
 
     def topics_with_prefix(self, prefix: str) -> list[str]:
-        return sorted(t for t in self._reader.list_topics(timeout=10).topics if t.startswith(prefix))
+        return sorted(
+            t for t in self._reader.list_topics(timeout=10).topics if t.startswith(prefix)
+        )
 
     def ends(self, partitions: Iterable[TopicPartition]) -> dict[tuple[str, int], int]:
         return {

@@ -45,5 +45,7 @@ def run_topology(topology: Topology, settings: Settings) -> None:
         Backoff(settings.sink_retry_max_backoff_s),
     )
     topology.build(pipeline).sink(sink)
-    logger.info("running topology %s as consumer group %s", topology.name, app.config.consumer_group)
+    logger.info(
+        "running topology %s as consumer group %s", topology.name, app.config.consumer_group
+    )
     app.run()

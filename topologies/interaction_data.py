@@ -77,7 +77,9 @@ def interaction(decoder: DynamoDbCdcDecoder, record: SourceRecord) -> dict[str, 
 def table_change(row: dict[str, Any]) -> TableChange:
     columns = dict(row)
     columns["event_time_ltz"] = datetime.fromtimestamp(row["event_time_ltz"] / 1000, UTC)
-    return TableChange((row["source_topic"], row["source_partition"], row["source_offset"]), columns)
+    return TableChange(
+        (row["source_topic"], row["source_partition"], row["source_offset"]), columns
+    )
 
 
 def build(pipeline: Pipeline) -> Any:
@@ -87,7 +89,9 @@ def build(pipeline: Pipeline) -> Any:
     )
     interactions = interactions.set_timestamp(lambda row, *_: row["event_time_ltz"])
     interactions.to_topic(
-        pipeline.avro_topic(pipeline.settings.interactions_topic, load_schema("tables/interaction_data")),
+        pipeline.avro_topic(
+            pipeline.settings.interactions_topic, load_schema("tables/interaction_data")
+        ),
         key=lambda row: row["user_id"],
     )
     return interactions.apply(table_change)

@@ -68,7 +68,12 @@ def supervise(names: list[str]) -> int:
                 continue
             if name not in restart_at:
                 delay = backoffs[name].next_delay()
-                logger.error("topology %s exited with %s; restarting in %.0f s", name, child.returncode, delay)
+                logger.error(
+                    "topology %s exited with %s; restarting in %.0f s",
+                    name,
+                    child.returncode,
+                    delay,
+                )
                 restart_at[name] = time.monotonic() + delay
             elif time.monotonic() >= restart_at[name]:
                 del restart_at[name]

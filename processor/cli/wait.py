@@ -38,7 +38,9 @@ def wait_until_caught_up(
     write themselves (the interactions topic, Quix repartition topics) are re-read on
     every pass, after the topologies that feed them, so a chain is waited for whole.
     """
-    feeders_first = sorted(topologies, key=lambda t: settings.interactions_topic in t.inputs(settings))
+    feeders_first = sorted(
+        topologies, key=lambda t: settings.interactions_topic in t.inputs(settings)
+    )
     probe = ProgressProbe(settings)
     try:
         external = [

@@ -149,4 +149,3 @@ class PostgresTableSink(BaseSink):
                 connection.execute(self._table.delete().where(key_tuple.in_(chunk)))
             if upserts:
                 connection.execute(self._upsert, upserts)
-

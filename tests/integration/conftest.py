@@ -39,7 +39,9 @@ def settings(stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Sett
 
 
 @pytest.fixture
-def pstreams(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen]]:
+def pstreams(
+    stack_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., subprocess.Popen]]:
     """Starts `pstreams ARGS...` in the background; every process is stopped at the end."""
     started: list[subprocess.Popen] = []
 
@@ -63,4 +65,3 @@ def pstreams(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[...
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-
