@@ -91,16 +91,28 @@ def main() -> None:
 
     print(f"{'record':<20}{'fastavro':>10}{'decode':>10}{'ratio':>8}{'full':>10}  (µs/record)")
     for name, record, decode_fully in cases:
-        value = record.value
-        assert value is not None
-        _, schema_id = registry.decode(value)
-        parsed = registry.writer_schema(schema_id).parsed
-        body = value[5:]
-        bare = microseconds(lambda: schemaless_reader(BytesIO(body), parsed, None), number)
-        ours = microseconds(lambda: registry.decode(value), number)
-        full = microseconds(lambda: decode_fully(record), number)
+        bare, ours, full = measure(registry, record, decode_fully, number)
         print(f"{name:<20}{bare:>10.2f}{ours:>10.2f}{ours / bare:>8.2f}{full:>10.2f}")
     print("full = PostgresCdcDecoder.decode (key + value + types) / DynamoDbCdcDecoder.decode")
+
+
+def measure(
+    registry: SchemaRegistry,
+    record: CdcRecord,
+    decode_fully: Callable[[CdcRecord], Any],
+    number: int,
+) -> tuple[float, float, float]:
+    """µs per call of bare fastavro, of `SchemaRegistry.decode`, of the whole decoder."""
+    value = record.value
+    assert value is not None
+    _, schema_id = registry.decode(value)
+    parsed = registry.writer_schema(schema_id).parsed
+    body = value[5:]
+    return (
+        microseconds(lambda: schemaless_reader(BytesIO(body), parsed, None), number),
+        microseconds(lambda: registry.decode(value), number),
+        microseconds(lambda: decode_fully(record), number),
+    )
 
 
 def _postgres(decoder: PostgresCdcDecoder, table: str) -> Callable[[CdcRecord], Any]:

@@ -188,7 +188,8 @@ def _registry_errors(action: str, *, record_at_fault: bool) -> Iterator[None]:
         if status >= 500 or status in _TRANSIENT_STATUSES:
             raise RegistryUnavailable(f"{action}: the registry answered {error}") from error
         if record_at_fault:
-            raise DecodeError(f"{action}: the registry answered {error}") from error
+            verdict = "unknown to" if status == 404 else "refused by"
+            raise DecodeError(f"{action}: {verdict} the registry ({error})") from error
         raise
     except httpx.HTTPError as error:
         raise RegistryUnavailable(f"{action}: the registry is unreachable: {error}") from error
