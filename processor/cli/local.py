@@ -62,12 +62,16 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    root = stack.resolve_root(args.root)
+    if not root.exists():
+        print(f"no stack under {root}")
+        return 0
     try:
-        stack.down(args.root)
+        stack.down(root)
     except stack.StackError as error:
         print(f"pstreams local down: {error}", file=sys.stderr)
         return 1
-    print(f"stopped; removed {stack.resolve_root(args.root)}")
+    print(f"stopped; removed {root}")
     return 0
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 from processor.local import process
 from processor.local.broker import Broker
@@ -43,7 +43,7 @@ class StackError(RuntimeError):
 class Component(Protocol):
     """One server of the stack, recognisable by its pid across `pstreams` invocations."""
 
-    name: str
+    name: ClassVar[str]
     port: int
 
     @property

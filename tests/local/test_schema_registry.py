@@ -223,9 +223,13 @@ def test_a_subject_is_soft_deleted_before_it_is_deleted_permanently(
     new_client().register_schema(subject, avro(USER_V2))
     client = new_client()
 
+    client.set_compatibility(subject, "FULL")
+
     too_early = registry_error(lambda: client.delete_subject(subject, permanent=True))
     assert (too_early.http_status_code, too_early.error_code) == (404, 40405)
     assert client.delete_subject(subject) == [1, 2]
+    config_gone = registry_error(lambda: client.get_compatibility(subject))
+    assert config_gone.error_code == 40408  # deleting a subject deletes its level too
     assert subject not in client.get_subjects()
     assert subject in client.get_subjects(deleted=True)
     assert client.get_versions(subject, deleted=True) == [1, 2]

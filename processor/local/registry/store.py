@@ -128,48 +128,32 @@ class SchemaStore:
     def register(self, subject: str, schema_text: str) -> dict[str, Any]:
         """Add the schema to the subject unless it is there already; its registration."""
         schema = _parse(schema_text)
+        of_subject = subject_versions.c.subject == subject
         with self._engine.begin() as connection:
             connection.execute(select(func.pg_advisory_xact_lock(_REGISTER_LOCK)))
-            existing = connection.execute(
-                select(schemas.c.id).where(schemas.c.fingerprint == schema.fingerprint)
-            ).scalar()
-            if existing is None:
-                schema_id = connection.execute(
-                    insert(schemas)
-                    .values(
-                        guid=uuid.uuid4(), fingerprint=schema.fingerprint, schema_text=schema.text
+            schema_id = _schema_id(connection, schema)
+            registered = connection.execute(
+                _registrations().where(
+                    of_subject,
+                    subject_versions.c.schema_id == schema_id,
+                    subject_versions.c.deleted.is_(False),
+                )
+            ).first()
+            if registered is None:
+                version = connection.execute(
+                    select(func.coalesce(func.max(subject_versions.c.version), 0) + 1).where(
+                        of_subject
                     )
-                    .returning(schemas.c.id)
                 ).scalar_one()
-            else:
-                schema_id = existing
-                registered = connection.execute(
-                    _registrations().where(
-                        subject_versions.c.subject == subject,
-                        subject_versions.c.schema_id == schema_id,
-                        subject_versions.c.deleted.is_(False),
-                    )
-                ).first()
-                if registered is not None:
-                    return _registration(registered)
-            version = connection.execute(
-                select(func.coalesce(func.max(subject_versions.c.version), 0) + 1).where(
-                    subject_versions.c.subject == subject
-                )
-            ).scalar_one()
-            connection.execute(
-                insert(subject_versions).values(
-                    subject=subject, version=version, schema_id=schema_id
-                )
-            )
-            return _registration(
                 connection.execute(
-                    _registrations().where(
-                        subject_versions.c.subject == subject,
-                        subject_versions.c.version == version,
+                    insert(subject_versions).values(
+                        subject=subject, version=version, schema_id=schema_id
                     )
+                )
+                registered = connection.execute(
+                    _registrations().where(of_subject, subject_versions.c.version == version)
                 ).one()
-            )
+        return _registration(registered)
 
     def lookup(self, subject: str, schema_text: str, include_deleted: bool) -> dict[str, Any]:
         """The subject's newest version holding this schema."""
@@ -316,6 +300,20 @@ def _parse(schema_text: str) -> AvroSchemaText:
         return parse_avro(schema_text)
     except InvalidSchema as error:
         raise invalid_schema(str(error)) from error
+
+
+def _schema_id(connection: Connection, schema: AvroSchemaText) -> int:
+    """The schema's global id, assigned now if the registry has never seen it."""
+    existing = connection.execute(
+        select(schemas.c.id).where(schemas.c.fingerprint == schema.fingerprint)
+    ).scalar()
+    if existing is not None:
+        return existing
+    return connection.execute(
+        insert(schemas)
+        .values(guid=uuid.uuid4(), fingerprint=schema.fingerprint, schema_text=schema.text)
+        .returning(schemas.c.id)
+    ).scalar_one()
 
 
 def _registrations() -> Select[Any]:
