@@ -33,6 +33,11 @@ _SHUTDOWN = (
 )
 
 
+def postgres_url(port: int) -> str:
+    """The URL clients use: the superuser, over TCP, without a password (trust auth)."""
+    return f"postgresql://{SUPERUSER}@{HOST}:{port}/postgres"
+
+
 class PostgresStartError(RuntimeError):
     """initdb or pg_ctl failed; the details are in the log file."""
 
@@ -47,7 +52,7 @@ class Postgres:
 
     @property
     def address(self) -> str:
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
+        return postgres_url(self.port)
 
     def start(self, log_path: Path) -> int:
         """Create the cluster on first use, start it and return the postmaster's pid."""

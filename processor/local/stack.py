@@ -26,7 +26,7 @@ from typing import ClassVar, Literal, Protocol
 from processor.local import process
 from processor.local.broker import Broker
 from processor.local.ports import HOST, port_in_use
-from processor.local.postgres import SUPERUSER, Postgres
+from processor.local.postgres import Postgres, postgres_url
 from processor.local.registry.launcher import RegistryServer
 
 ROOT_ENV = "PSTREAMS_LOCAL_DIR"
@@ -77,7 +77,7 @@ class LocalStack:
 
     @property
     def postgres_url(self) -> str:
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.postgres_port}/postgres"
+        return postgres_url(self.postgres_port)
 
     @property
     def state_dir(self) -> Path:
