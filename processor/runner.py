@@ -28,6 +28,11 @@ def build_application(settings: Settings, topology: str) -> Application:
         auto_offset_reset=settings.auto_offset_reset,
         commit_interval=settings.commit_interval_s,
         consumer_extra_config={"session.timeout.ms": settings.kafka_session_timeout_ms},
+        # A stable transactional id: a restarted replica fences its killed predecessor
+        # and aborts its open transaction at once, instead of waiting for the broker's
+        # transaction timeout while the group's offsets stay locked.
+        producer_extra_config=settings.kafka_producer_config
+        | {"transactional.id": f"{consumer_group(settings, topology)}-{settings.instance_id}"},
         state_dir=settings.state_dir / topology,
         processing_guarantee=settings.processing_guarantee,
         loglevel=settings.log_level,

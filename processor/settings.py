@@ -6,6 +6,7 @@ fail at start-up with pydantic's message, which names the variable.
 
 from __future__ import annotations
 
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,8 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     # librdkafka's default (45 s) makes every consumer-group join slow on small brokers.
     kafka_session_timeout_ms: int = Field(6000, ge=1000)
+    # Extra librdkafka producer settings, a JSON object (e.g. {"compression.type": "lz4"}).
+    kafka_producer_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     schema_registry_url: str = "http://localhost:8081"
     schema_registry_basic_auth_user_info: SecretStr | None = None
@@ -41,6 +44,8 @@ class Settings(BaseSettings):
 
     state_dir: Path = Path("state")
     consumer_group_prefix: str = "pstreams-"
+    # Names this replica; distinct per replica of a topology (a StatefulSet pod name is).
+    instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
     processing_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
     commit_interval_s: float = Field(1.0, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
@@ -108,6 +113,11 @@ class Settings(BaseSettings):
                 "sasl.password": self.kafka_sasl_password.get_secret_value(),
             }
         return config
+
+    @cached_property
+    def producer_config(self) -> dict[str, object]:
+        """librdkafka settings of every producer: the connection plus KAFKA_PRODUCER_CONFIG."""
+        return self.kafka_config | self.kafka_producer_config
 
     @cached_property
     def schema_registry_config(self) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import ClassVar, Literal, Protocol
 
 from processor.local import process
-from processor.local.broker import Broker
+from processor.local.broker import PRODUCER_CONFIG, Broker
 from processor.local.ports import HOST, port_in_use
 from processor.local.postgres import Postgres, postgres_url
 from processor.local.registry.launcher import RegistryServer
@@ -94,6 +94,7 @@ class LocalStack:
             "SCHEMA_REGISTRY_URL": self.registry_url,
             "POSTGRES_URL": self.postgres_url,
             "STATE_DIR": str(self.state_dir),
+            "KAFKA_PRODUCER_CONFIG": json.dumps(PRODUCER_CONFIG),
         }
 
     def components(self) -> tuple[Component, ...]:

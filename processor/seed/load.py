@@ -58,8 +58,9 @@ class DatasetLoader:
         self._postgres_cdc = PostgresCdcEmulator(registry, settings.pg_topic_prefix)
         self._dynamodb_cdc = DynamoDbCdcEmulator(registry, settings.dynamodb_topic)
         self._engine = sa.create_engine(settings.sqlalchemy_url)
-        self._producer = Producer(settings.kafka_config | {"linger.ms": 20})
+        self._producer = Producer(settings.producer_config)
         self.counts = LoadCounts()
+        self._delivery_errors: list[str] = []
         with self._engine.begin() as connection:
             connection.execute(sa.schema.CreateSchema(database.SCHEMA, if_not_exists=True))
             database.metadata.create_all(connection)
@@ -81,6 +82,11 @@ class DatasetLoader:
             self.apply(change)
             on_record()
         self._producer.flush()
+        if self._delivery_errors:
+            raise RuntimeError(
+                f"{len(self._delivery_errors)} CDC records were not delivered, e.g. "
+                f"{self._delivery_errors[0]}"
+            )
         return self.counts
 
     def apply(self, change: dict[str, Any]) -> None:
@@ -122,10 +128,14 @@ class DatasetLoader:
     def interaction(self, item: dict[str, Any]) -> None:
         self._produce(self._settings.dynamodb_topic, *self._dynamodb_cdc.insert(item))
 
+    def _delivered(self, error: object, message: object) -> None:
+        if error is not None:
+            self._delivery_errors.append(str(error))
+
     def _produce(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         while True:
             try:
-                self._producer.produce(topic, key=key, value=value)
+                self._producer.produce(topic, key=key, value=value, on_delivery=self._delivered)
                 break
             except BufferError:
                 self._producer.poll(0.1)
