@@ -161,18 +161,21 @@ def debezium_conversions(record: Mapping[str, Any], named: Mapping[str, Any]) ->
     """What turns a row as JSON has it (ISO strings, numbers) into what Debezium writes."""
     conversions = []
     for field in record["fields"]:
-        avro_type = non_null_branch(field["type"], named)
-        convert = _TO_DEBEZIUM.get(connect_name(avro_type))
-        if convert is None and isinstance(avro_type, dict):
-            if avro_type.get("logicalType") == "decimal":
-                convert = _to_decimal(avro_type.get("scale", 0))
-            else:
-                convert = _PRIMITIVES.get(avro_type["type"])
-        elif convert is None:
-            convert = _PRIMITIVES.get(avro_type)
+        convert = _to_debezium_conversion(non_null_branch(field["type"], named))
         if convert is not None:
             conversions.append((field["name"], convert))
     return tuple(conversions)
+
+
+def _to_debezium_conversion(avro_type: Any) -> Convert | None:
+    if isinstance(avro_type, dict):
+        by_name = _TO_DEBEZIUM.get(avro_type.get("connect.name"))
+        if by_name is not None:
+            return by_name
+        if avro_type.get("logicalType") == "decimal":
+            return _to_decimal(avro_type.get("scale", 0))
+        avro_type = avro_type["type"]
+    return _PRIMITIVES.get(avro_type) if isinstance(avro_type, str) else None
 
 
 def to_debezium(row: Mapping[str, Any], conversions: Conversions) -> dict[str, Any]:

@@ -20,9 +20,6 @@ from processor.errors import DecodeError
 
 RowOp = Literal["upsert", "delete", "truncate"]
 
-TABLES = ("users", "categories", "items", "reviews")
-"""The captured tables of the `user_data` schema (SPEC 1.1)."""
-
 METADATA_PREFIX = "__"
 _UPSERT_OPS = frozenset(("c", "u", "r"))
 _ENVELOPE_FIELDS = frozenset(("before", "after", "op"))

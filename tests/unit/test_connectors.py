@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka.serialization import MessageField
 
 from processor.cdc.dynamodb import DynamoDbCdcDecoder
-from processor.cdc.postgres import TABLES, PostgresCdcDecoder, RowChange
+from processor.cdc.postgres import PostgresCdcDecoder, RowChange
 from processor.connectors import (
     DynamoDbCdcEmulator,
     DynamoDbShape,
@@ -39,6 +39,7 @@ SPEC_COLUMNS = {
     ],
     "reviews": ["review_id", "user_id", "item_id", "rating_score", "review_text", "review_date"],
 }  # fmt: skip
+TABLES = tuple(SPEC_COLUMNS)
 KEYS = {"users": "user_id", "categories": "category_id", "items": "item_id", "reviews": "review_id"}
 
 # Rows as a dataset's JSON has them (SPEC 6), and the Python values they must decode to.
