@@ -9,6 +9,7 @@ the same transaction) as everything else, never lost and never stopping the stre
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -19,7 +20,8 @@ from quixstreams.models import Topic, TopicConfig
 from quixstreams.models.topics import TopicManager
 
 from processor.avro import SchemaRegistry
-from processor.errors import DecodeError
+from processor.backoff import Backoff
+from processor.errors import DecodeError, RegistryUnavailable
 from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
 from processor.serialization import RegistryAvroSerializer
 from processor.settings import Settings
@@ -27,6 +29,9 @@ from processor.settings import Settings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# Longest wait for the schema registry inside one record (below max.poll.interval.ms).
+REGISTRY_PATIENCE_S = 60.0
 
 # Headers added to a dead letter, beside the record's own headers.
 ERROR_HEADER = "pstreams.error"
@@ -72,7 +77,7 @@ class Parser(Generic[T]):
         )
         RECORDS_IN.labels(self._topology, record.topic).inc()
         try:
-            parsed = self._parse(record)
+            parsed = self._parse_waiting_for_registry(record)
         except DecodeError as error:
             DEAD_LETTERS.labels(self._topology, record.topic, type(error).__name__).inc()
             logger.warning(
@@ -82,6 +87,25 @@ class Parser(Generic[T]):
         if parsed is None:
             RECORDS_SKIPPED.labels(self._topology, record.topic).inc()
         return parsed
+
+    def _parse_waiting_for_registry(self, record: SourceRecord) -> T | None:
+        """Parse, retrying while the schema registry cannot answer.
+
+        The record may be fine, so it must not become a dead letter. Short outages are
+        ridden out here; a long one (past `REGISTRY_PATIENCE_S`) stops the topology with
+        the error, and its supervisor restarts it from the last checkpoint.
+        """
+        backoff = Backoff(maximum=10.0)
+        deadline = time.monotonic() + REGISTRY_PATIENCE_S
+        while True:
+            try:
+                return self._parse(record)
+            except RegistryUnavailable as error:
+                if time.monotonic() > deadline:
+                    raise
+                delay = backoff.next_delay()
+                logger.warning("%s; retrying in %.1f s", error, delay)
+                time.sleep(delay)
 
 
 class Pipeline:

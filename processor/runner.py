@@ -8,23 +8,20 @@ from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 
 from processor.avro import SchemaRegistry
+from processor.backoff import Backoff
 from processor.pipeline import Pipeline
 from processor.settings import Settings
-from processor.sinks.postgres import Backoff, PostgresTableSink, create_engine
+from processor.sinks.postgres import PostgresTableSink, create_engine
 from processor.topology import Topology
 
 logger = logging.getLogger(__name__)
-
-
-def consumer_group(settings: Settings, topology: str) -> str:
-    return f"{settings.consumer_group_prefix}{topology}"
 
 
 def build_application(settings: Settings, topology: str) -> Application:
     """A Quix application configured from the settings, one consumer group per topology."""
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config),
-        consumer_group=consumer_group(settings, topology),
+        consumer_group=settings.consumer_group(topology),
         auto_offset_reset=settings.auto_offset_reset,
         commit_interval=settings.commit_interval_s,
         consumer_extra_config={"session.timeout.ms": settings.kafka_session_timeout_ms},
@@ -32,7 +29,7 @@ def build_application(settings: Settings, topology: str) -> Application:
         # and aborts its open transaction at once, instead of waiting for the broker's
         # transaction timeout while the group's offsets stay locked.
         producer_extra_config=settings.kafka_producer_config
-        | {"transactional.id": f"{consumer_group(settings, topology)}-{settings.instance_id}"},
+        | {"transactional.id": f"{settings.consumer_group(topology)}-{settings.instance_id}"},
         state_dir=settings.state_dir / topology,
         processing_guarantee=settings.processing_guarantee,
         loglevel=settings.log_level,

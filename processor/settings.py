@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         """Topic of one captured PostgreSQL table, as the CDC connector names it."""
         return f"{self.pg_topic_prefix}.user_data.{table}"
 
+    def consumer_group(self, topology: str) -> str:
+        """One consumer group per topology; also the prefix of its internal topics."""
+        return f"{self.consumer_group_prefix}{topology}"
+
     def dead_letter_topic_for(self, topology: str) -> str:
         return self.dead_letter_topic.format(topology=topology)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,12 +12,22 @@ from processor.local.ports import free_ports
 from processor.local.stack import LocalStack, down, up
 
 
+def private_directory(prefix: str) -> Path:
+    """A new directory outside pytest's temporary tree.
+
+    PostgreSQL runs as a service user when the tests run as root, so it must be able to
+    traverse the path to its data; pytest resets its own tree to mode 0700 whenever a
+    pytest session starts, which would lock out a running server.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def local_stack() -> Iterator[LocalStack]:
     """A fresh embedded stack for the whole session, on free ports (never the defaults, so
     it cannot meet a developer's stack or another test run), removed at the end.
     Tests using it are marked `@pytest.mark.integration`."""
-    root = tmp_path_factory.mktemp("local-stack")
+    root = private_directory("pstreams-test-stack-")
     broker_port, registry_port, postgres_port = free_ports(3)
     try:
         yield up(

@@ -14,8 +14,8 @@ import subprocess
 import sys
 import time
 
+from processor.backoff import Backoff
 from processor.settings import load_settings
-from processor.sinks.postgres import Backoff
 from processor.topology import all_topologies
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from quixstreams.sinks import BaseSink, SinkBackpressureError
 from sqlalchemy.dialects.postgresql import insert
 
+from processor.backoff import Backoff
 from processor.changes import TableChange
 
 logger = logging.getLogger(__name__)
@@ -27,23 +28,6 @@ logger = logging.getLogger(__name__)
 # Errors that mean "PostgreSQL is not there right now", as opposed to a bad statement.
 TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)
 DELETE_CHUNK = 1000
-
-
-class Backoff:
-    """Exponential delays for retries: 0.5 s, 1 s, 2 s ... up to `maximum`, reset on success."""
-
-    def __init__(self, maximum: float, initial: float = 0.5) -> None:
-        self._initial = initial
-        self._maximum = maximum
-        self._next = initial
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self._maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self._initial
 
 
 def create_engine(url: str, schema: str) -> sa.Engine:

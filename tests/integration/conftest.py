@@ -45,11 +45,11 @@ def pstreams(
     """Starts `pstreams ARGS...` in the background; every process is stopped at the end."""
     started: list[subprocess.Popen] = []
 
-    def start(*args: str) -> subprocess.Popen:
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = (tmp_path / f"pstreams-{len(started)}.log").open("w")
         process = subprocess.Popen(
             [sys.executable, "-m", "processor", *args],
-            env=os.environ | stack_env,
+            env=os.environ | (env or stack_env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

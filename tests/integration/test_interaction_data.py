@@ -6,24 +6,20 @@ Real broker, real registry, real PostgreSQL; the topology runs as `pstreams run`
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from confluent_kafka import Producer
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator
 from processor.local.broker import create_topics
 from processor.settings import Settings
-from tests.integration.kafka import read_topic
+from tests.integration.support import generated_items, produce, read_topic, wait
 
 pytestmark = pytest.mark.integration
 
@@ -39,52 +35,11 @@ COLUMNS = (
 )
 
 
-def generated_items(count: int, seed: int) -> list[dict[str, Any]]:
-    """DynamoDB items with the variety the table must survive: absent, N-typed, unicode."""
-    rng = random.Random(seed)
-    items = []
-    for n in range(count):
-        item: dict[str, Any] = {
-            "user_id": {"S": str(rng.randint(1, 30))},
-            "timestamp": {"S": str(1_700_000_000 + n * 61)},
-            "action_type": {"S": rng.choice(["purchase", "click", "view"])},
-            "session_id": {"S": f"s-{rng.randint(1, 9)}"},
-            "device_type": {"S": rng.choice(["mobile", "desktop"])},
-            "browser_type": {"S": "Firefox"},
-            "current_page_url": {"S": f"https://shop.example.com/ü/{n}"},
-            "ttl": {"N": "1794000000"},
-        }
-        if rng.random() < 0.5:
-            item["referrer_url"] = {"S": "https://www.google.com/"}
-        if rng.random() < 0.9:
-            item["item_id"] = {"S": str(rng.randint(1, 20))} if n % 10 else {"N": "7"}
-        items.append(item)
-    return items
-
-
 def expected_row(item: dict[str, Any]) -> dict[str, Any]:
     """SPEC 2.1 computed straight from the item: S values, else NULL."""
     row = {name: item.get(name, {}).get("S") for name in COLUMNS}
     row["event_time_ltz"] = datetime.fromtimestamp(int(item["timestamp"]["S"]), UTC)
     return row
-
-
-def produce(settings: Settings, records: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = Producer(settings.producer_config)
-    for key, value in records:
-        producer.produce(settings.dynamodb_topic, key=key, value=value)
-    assert producer.flush(30) == 0
-
-
-def wait(stack_env: dict[str, str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "processor", "wait", "--timeout", "120"],
-        env=os.environ | stack_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def table_rows(settings: Settings) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ def test_env_points_at_servers_that_answer(local_stack: LocalStack) -> None:
         "SCHEMA_REGISTRY_URL",
         "POSTGRES_URL",
         "STATE_DIR",
+        "KAFKA_PRODUCER_CONFIG",
     }
     with psycopg.connect(env["POSTGRES_URL"]) as connection:
         assert connection.execute("select 1").fetchone() == (1,)

@@ -1,0 +1,85 @@
+"""Helpers of the integration tests: producing, reading topics back, waiting, sample items."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from processor.settings import Settings
+
+
+def generated_items(count: int, seed: int) -> list[dict[str, Any]]:
+    """DynamoDB items with the variety the table must survive: absent, N-typed, unicode."""
+    rng = random.Random(seed)
+    items = []
+    for n in range(count):
+        item: dict[str, Any] = {
+            "user_id": {"S": str(rng.randint(1, 30))},
+            "timestamp": {"S": str(1_700_000_000 + n * 61)},
+            "action_type": {"S": rng.choice(["purchase", "click", "view"])},
+            "session_id": {"S": f"s-{rng.randint(1, 9)}"},
+            "device_type": {"S": rng.choice(["mobile", "desktop"])},
+            "browser_type": {"S": "Firefox"},
+            "current_page_url": {"S": f"https://shop.example.com/ü/{n}"},
+            "ttl": {"N": "1794000000"},
+        }
+        if rng.random() < 0.5:
+            item["referrer_url"] = {"S": "https://www.google.com/"}
+        if rng.random() < 0.9:
+            item["item_id"] = {"S": str(rng.randint(1, 20))} if n % 10 else {"N": "7"}
+        items.append(item)
+    return items
+
+
+def produce(settings: Settings, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    producer = Producer(settings.producer_config)
+    for key, value in records:
+        producer.produce(settings.dynamodb_topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+
+def wait(stack_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "processor", "wait", "--timeout", "120"],
+        env=os.environ | stack_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[Message]:
+    """Every committed record of `topic`, partition by partition, in offset order."""
+    consumer = Consumer(
+        settings.kafka_config
+        | {
+            "group.id": f"test-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        remaining = set(partitions)
+        messages: list[Message] = []
+        while remaining:
+            message = consumer.poll(timeout_s)
+            assert message is not None, f"no end of {topic} within {timeout_s} s"
+            if message.error() is None:
+                messages.append(message)
+            elif message.error().code() == KafkaError._PARTITION_EOF:
+                remaining.discard(message.partition())
+            else:
+                raise AssertionError(message.error())
+        return sorted(messages, key=lambda m: (m.partition(), m.offset()))
+    finally:
+        consumer.close()
