@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from confluent_kafka.admin import AdminClient
 from quixstreams import Application, message_context
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Topic, TopicConfig
@@ -21,6 +22,7 @@ from quixstreams.models.topics import TopicManager
 
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
+from processor.checkpointed import CheckpointedStore, CheckpointHook, Outbox
 from processor.errors import DecodeError, RegistryUnavailable
 from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
 from processor.serialization import RegistryAvroSerializer
@@ -120,11 +122,19 @@ class Pipeline:
         self.registry = registry
         self._sources: list[Topic] = []
         self._dead_letter_topic: Topic | None = None
+        self._stores: dict[str, CheckpointedStore] = {}
+        self.hook = CheckpointHook()
+        self._hook_registered = False
 
     def source(
         self, topic_name: str, parse: Callable[[SourceRecord], T | None]
     ) -> StreamingDataFrame:
-        """A stream of `parse`d values of one input topic; failures go to the dead letters."""
+        """A stream of `parse`d values of one input topic; failures go to the dead letters.
+
+        The topic must exist: its producer (a connector, or an upstream topology) creates
+        it with the configuration it needs, so it is awaited, never created here.
+        """
+        self._await_topic(topic_name)
         topic = self.app.topic(
             topic_name,
             key_deserializer="bytes",
@@ -137,6 +147,53 @@ class Pipeline:
             lambda rejection: rejection.record.value
         ).to_topic(self._dead_letters())
         return parsed.filter(lambda value: value is not None and not isinstance(value, Rejected))
+
+    def _await_topic(self, name: str) -> None:
+        admin = AdminClient(self.settings.kafka_config)
+        backoff = Backoff(maximum=30.0)
+        while name not in admin.list_topics(timeout=30).topics:
+            delay = backoff.next_delay()
+            logger.info(
+                "waiting for input topic %s to be created; next look in %.0f s", name, delay
+            )
+            time.sleep(delay)
+
+    def store(self, stream: StreamingDataFrame) -> CheckpointedStore:
+        """The checkpointed state store of a stream (one per input topic)."""
+        store = self._stores.get(stream.stream_id)
+        if store is None:
+            store = self._stores[stream.stream_id] = CheckpointedStore(stream)
+            self.hook.persist(store)
+            self._register_hook(stream)
+        return store
+
+    def outbox(self, stream: StreamingDataFrame, topic: Topic) -> Outbox:
+        """Messages from `stream` to an internal topic, sent once per checkpoint."""
+        outbox = Outbox(stream, topic.name)
+        self.hook.on_checkpoint(outbox.send)
+        self._register_hook(stream)
+        return outbox
+
+    def internal_topic(self, name: str) -> Topic:
+        """A topic between two stages of this topology, JSON-valued and keyed by a string.
+
+        Named like Quix's own repartition topics (`repartition__<group>--<name>`), with the
+        sources' partitions, replication and retention.
+        """
+        return self.app.topic(
+            f"repartition__{self.settings.consumer_group(self.topology)}--{name}",
+            key_serializer="str",
+            key_deserializer="str",
+            value_serializer="json",
+            value_deserializer="json",
+            config=TopicManager.derive_topic_config(self._sources),
+        )
+
+    def _register_hook(self, stream: StreamingDataFrame) -> None:
+        """Quix flushes registered sinks at every commit; the hook is one, and goes first."""
+        if not self._hook_registered:
+            stream.processing_context.sink_manager.register(self.hook)
+            self._hook_registered = True
 
     def avro_topic(self, name: str, schema: dict[str, Any]) -> Topic:
         """An output topic of Avro values registered under `<name>-value`, keyed by a string.

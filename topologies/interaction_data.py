@@ -45,8 +45,9 @@ TABLE = sa.Table(
     sa.Column("source_offset", sa.BigInteger, primary_key=True),
 )
 
-# What CAST(x AS BIGINT) accepts: an optionally signed run of digits, blanks around it.
-INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+# What Flink's CAST(x AS BIGINT) accepts: an optionally signed run of ASCII digits,
+# spaces (only spaces) around it.
+INTEGER = re.compile(r" *[+-]?[0-9]+ *")
 LOWEST_SECOND = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
 HIGHEST_SECOND = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 

@@ -92,7 +92,7 @@ class PostgresTableSink(BaseSink):
 
     def add(
         self,
-        value: TableChange,
+        value: TableChange | list[TableChange],
         key: Any,
         timestamp: int,
         headers: Any,
@@ -100,7 +100,8 @@ class PostgresTableSink(BaseSink):
         partition: int,
         offset: int,
     ) -> None:
-        self._pending[value.key] = value.row
+        for change in value if isinstance(value, list) else (value,):
+            self._pending[change.key] = change.row
 
     def flush(self) -> None:
         if not self._pending:
