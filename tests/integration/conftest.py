@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from processor.settings import Settings
@@ -19,7 +20,11 @@ from processor.settings import Settings
 def stack_env(local_stack, tmp_path: Path) -> dict[str, str]:
     """Environment of one test: the shared stack, with names no other test uses."""
     run = uuid.uuid4().hex[:8]
+    # A database of its own: the source tables live in the fixed schema `user_data`.
+    with psycopg.connect(local_stack.postgres_url, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE t{run}")
     return local_stack.env() | {
+        "POSTGRES_URL": local_stack.postgres_url.rsplit("/", 1)[0] + f"/t{run}",
         "STATE_DIR": str(tmp_path / "state"),
         "PG_TOPIC_PREFIX": f"t{run}",
         "DYNAMODB_TOPIC": f"t{run}-user-personalization",
