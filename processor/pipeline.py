@@ -22,6 +22,7 @@ from quixstreams.models.topics import TopicManager
 
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
+from processor.cdc.postgres import PostgresCdcDecoder
 from processor.checkpointed import CheckpointedStore, CheckpointHook, Outbox
 from processor.errors import DecodeError, RegistryUnavailable
 from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
@@ -157,6 +158,14 @@ class Pipeline:
                 "waiting for input topic %s to be created; next look in %.0f s", name, delay
             )
             time.sleep(delay)
+
+    def row_changes(self, table: str) -> StreamingDataFrame:
+        """The CDC stream of a captured PostgreSQL table as `RowChange`s (SPEC 1.1)."""
+        decoder = PostgresCdcDecoder(self.registry)
+        return self.source(
+            self.settings.pg_topic(table),
+            lambda record: decoder.decode(record.topic, record.key, record.value, record.headers),
+        )
 
     def store(self, stream: StreamingDataFrame) -> CheckpointedStore:
         """The checkpointed state store of a stream (one per input topic)."""

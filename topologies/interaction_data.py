@@ -10,7 +10,6 @@ timestamped with the event time) that the analytics topologies consume.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from processor.cdc.dynamodb import DynamoDbCdcDecoder, string_attribute
 from processor.changes import TableChange
 from processor.errors import DecodeError
 from processor.pipeline import Pipeline, SourceRecord
+from processor.sqlcast import cast_integer
 from processor.topology import Topology
 
 ATTRIBUTES = (
@@ -45,18 +45,15 @@ TABLE = sa.Table(
     sa.Column("source_offset", sa.BigInteger, primary_key=True),
 )
 
-# What Flink's CAST(x AS BIGINT) accepts: an optionally signed run of ASCII digits,
-# spaces (only spaces) around it.
-INTEGER = re.compile(r" *[+-]?[0-9]+ *")
 LOWEST_SECOND = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
 HIGHEST_SECOND = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 
 def event_time_ms(timestamp: str | None) -> int:
     """Epoch milliseconds of the `timestamp` attribute (integer epoch seconds)."""
-    if timestamp is None or not INTEGER.fullmatch(timestamp):
+    seconds = cast_integer(timestamp, bits=64)
+    if seconds is None:
         raise DecodeError(f"timestamp {timestamp!r} is not an integer number of seconds")
-    seconds = int(timestamp)
     if not LOWEST_SECOND <= seconds <= HIGHEST_SECOND:
         raise DecodeError(f"timestamp {timestamp!r} is outside the range of a timestamp")
     return seconds * 1000
