@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     interactions_topic: str = Field("interaction_data", min_length=1)
     # `{topology}` is replaced by the topology's name.
     dead_letter_topic: str = Field("pstreams-dead-letter-{topology}", min_length=1)
+    # purchase_windowed_counts (SPEC 2.6; docs/windows.md).
+    window_allowed_lateness_s: int = Field(0, ge=0)
+    window_idle_timeout_s: float = Field(300.0, ge=0)
+    late_events_topic: str | None = Field(None, min_length=1)
 
     state_dir: Path = Path("state")
     consumer_group_prefix: str = "pstreams-"
