@@ -19,7 +19,12 @@ from confluent_kafka import Producer
 from sqlalchemy.dialects.postgresql import insert
 
 from processor.avro import SchemaRegistry
-from processor.connectors import DynamoDbCdcEmulator, PostgresCdcEmulator
+from processor.connectors import (
+    DynamoDbCdcEmulator,
+    DynamoDbShape,
+    PostgresCdcEmulator,
+    PostgresShape,
+)
 from processor.local.broker import create_topics
 from processor.seed import database
 from processor.settings import Settings
@@ -50,13 +55,23 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 class DatasetLoader:
-    """Writes rows to PostgreSQL and produces the matching CDC records."""
+    """Writes rows to PostgreSQL and produces the matching CDC records.
 
-    def __init__(self, settings: Settings, partitions: int = 1) -> None:
+    The record shapes default to the production connectors'; the replay fixtures load
+    the other shapes the decoders accept (SPEC 1.1, 1.2).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        partitions: int = 1,
+        postgres_shape: PostgresShape = "after-state",
+        dynamodb_shape: DynamoDbShape = "document",
+    ) -> None:
         self._settings = settings
         registry = SchemaRegistry(settings)
-        self._postgres_cdc = PostgresCdcEmulator(registry, settings.pg_topic_prefix)
-        self._dynamodb_cdc = DynamoDbCdcEmulator(registry, settings.dynamodb_topic)
+        self._postgres_cdc = PostgresCdcEmulator(registry, settings.pg_topic_prefix, postgres_shape)
+        self._dynamodb_cdc = DynamoDbCdcEmulator(registry, settings.dynamodb_topic, dynamodb_shape)
         self._engine = sa.create_engine(settings.sqlalchemy_url)
         self._producer = Producer(settings.producer_config)
         self.counts = LoadCounts()
