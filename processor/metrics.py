@@ -1,8 +1,23 @@
-"""Prometheus metrics every topology reports; served by `/metrics` (see docs/operations.md)."""
+"""Prometheus metrics every topology reports; served by `/metrics` (docs/deployment.md).
+
+Counters that the code increments live here as module constants. What librdkafka
+already measures (records produced per topic, consumer lag, the group assignment,
+changelog restore position) is read from its statistics callback by `KafkaStatistics`
+rather than counted a second time.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 RECORDS_IN = Counter(
     "pstreams_records_in",
@@ -19,3 +34,152 @@ DEAD_LETTERS = Counter(
     "Input records sent to the dead-letter topic, by topology, source topic and error type.",
     ["topology", "topic", "error"],
 )
+LATE_EVENTS = Counter(
+    "pstreams_late_events",
+    "Events dropped because their event-time window had already closed, by topology.",
+    ["topology"],
+)
+SINK_BATCH_ROWS = Histogram(
+    "pstreams_sink_batch_rows",
+    "Rows (upserts plus deletes) written to PostgreSQL per flush, by table.",
+    ["table"],
+    buckets=(1, 10, 100, 1_000, 10_000, 100_000, 1_000_000),
+)
+SINK_FLUSH_SECONDS = Histogram(
+    "pstreams_sink_flush_seconds",
+    "Duration of one PostgreSQL flush (one transaction), by table; failed flushes included.",
+    ["table"],
+)
+
+# How often librdkafka reports its statistics: the freshness of lag and output counts.
+STATISTICS_INTERVAL_MS = 5000
+CHANGELOG_PREFIX = "changelog__"
+
+
+@dataclass(frozen=True)
+class PartitionView:
+    """What one statistics report says about one topic partition."""
+
+    topic: str
+    partition: int
+    stats: dict[str, Any]
+
+    @property
+    def assigned(self) -> bool:
+        return bool(self.stats.get("desired")) and self.stats.get("fetch_state") != "none"
+
+    @property
+    def restore_remaining(self) -> int | None:
+        """Changelog records still to replay: high watermark minus the next position."""
+        high, position = self.stats.get("hi_offset", -1), self.stats.get("app_offset", -1)
+        if high < 0:
+            return None
+        low = self.stats.get("lo_offset", 0)
+        return max(high - max(position, low, 0), 0)
+
+
+def _partitions(report: dict[str, Any]) -> Iterator[PartitionView]:
+    for topic, topic_stats in report.get("topics", {}).items():
+        for number, stats in topic_stats.get("partitions", {}).items():
+            if int(number) >= 0:  # -1 is librdkafka's internal "unassigned" partition
+                yield PartitionView(topic, int(number), stats)
+
+
+class KafkaStatistics(Collector):
+    """The latest librdkafka statistics of a topology's consumer and producer, as metrics.
+
+    `on_consumer` / `on_producer` are the `stats_cb`s; they run on the processing thread
+    inside `poll`, so their arrival also shows that the processing loop is alive. The
+    HTTP thread reads them, hence the lock.
+    """
+
+    def __init__(self, topology: str) -> None:
+        self.topology = topology
+        self._consumer: dict[str, Any] = {}
+        self._producer: dict[str, Any] = {}
+        self._last_report: float | None = None
+        self._lock = threading.Lock()
+
+    def on_consumer(self, report_json: str) -> None:
+        with self._lock:
+            self._consumer = orjson.loads(report_json)
+            self._last_report = time.monotonic()
+
+    def on_producer(self, report_json: str) -> None:
+        with self._lock:
+            self._producer = orjson.loads(report_json)
+            self._last_report = time.monotonic()
+
+    def seconds_since_report(self) -> float | None:
+        """Seconds since the processing loop last delivered statistics; None before any."""
+        with self._lock:
+            return None if self._last_report is None else time.monotonic() - self._last_report
+
+    def group_state(self) -> tuple[str, str] | None:
+        """(state, join_state) of the consumer group membership; None before any report."""
+        with self._lock:
+            group = self._consumer.get("cgrp")
+        return None if group is None else (group.get("state", ""), group.get("join_state", ""))
+
+    def assigned_partitions(self) -> list[tuple[str, int]]:
+        """Input and internal topic partitions assigned to this process (changelogs aside)."""
+        with self._lock:
+            views = list(_partitions(self._consumer))
+        return sorted(
+            (view.topic, view.partition)
+            for view in views
+            if view.assigned and not view.topic.startswith(CHANGELOG_PREFIX)
+        )
+
+    def restoring(self) -> dict[tuple[str, int], int]:
+        """Changelog partitions being replayed into state, with the records still to go."""
+        with self._lock:
+            views = list(_partitions(self._consumer))
+        return {
+            (view.topic, view.partition): remaining
+            for view in views
+            if view.topic.startswith(CHANGELOG_PREFIX)
+            and view.assigned
+            and (remaining := view.restore_remaining) is not None
+        }
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        with self._lock:
+            consumed = list(_partitions(self._consumer))
+            produced = list(_partitions(self._producer))
+        labels = ["topology", "topic", "partition"]
+        lag = GaugeMetricFamily(
+            "pstreams_consumer_lag",
+            "Records after the committed offset of each assigned partition (librdkafka).",
+            labels=labels,
+        )
+        for view in consumed:
+            if view.assigned and view.stats.get("consumer_lag", -1) >= 0:
+                lag.add_metric(
+                    [self.topology, view.topic, str(view.partition)], view.stats["consumer_lag"]
+                )
+        assigned = GaugeMetricFamily(
+            "pstreams_assigned_partitions",
+            "Input and internal topic partitions assigned to this process.",
+            labels=["topology"],
+        )
+        assigned.add_metric([self.topology], len(self.assigned_partitions()))
+        restore = GaugeMetricFamily(
+            "pstreams_state_restore_remaining",
+            "Changelog records still to replay into local state, per changelog partition.",
+            labels=labels,
+        )
+        for (topic, partition), remaining in self.restoring().items():
+            restore.add_metric([self.topology, topic, str(partition)], remaining)
+        out = CounterMetricFamily(
+            "pstreams_records_out",
+            "Records produced per topic since the process started (librdkafka txmsgs; "
+            "records of aborted transactions included).",
+            labels=["topology", "topic"],
+        )
+        totals: dict[str, int] = {}
+        for view in produced:
+            totals[view.topic] = totals.get(view.topic, 0) + view.stats.get("txmsgs", 0)
+        for topic, total in sorted(totals.items()):
+            out.add_metric([self.topology, topic], total)
+        yield from (lag, assigned, restore, out)

@@ -1,14 +1,18 @@
-"""Runs one topology: its Quix application, its PostgreSQL sink, until it is stopped."""
+"""Runs one topology: its Quix application, its PostgreSQL sink and its operations
+endpoints, until it is stopped."""
 
 from __future__ import annotations
 
 import logging
 
+from prometheus_client import REGISTRY
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
+from processor.metrics import STATISTICS_INTERVAL_MS, KafkaStatistics
+from processor.operations import OperationsServer, Probes, postgres_check
 from processor.pipeline import Pipeline
 from processor.settings import Settings
 from processor.sinks.postgres import PostgresTableSink, create_engine
@@ -17,28 +21,50 @@ from processor.topology import Topology
 logger = logging.getLogger(__name__)
 
 
-def build_application(settings: Settings, topology: str) -> Application:
-    """A Quix application configured from the settings, one consumer group per topology."""
+def build_application(
+    settings: Settings, topology: str, statistics: KafkaStatistics
+) -> Application:
+    """A Quix application configured from the settings, one consumer group per topology.
+
+    Logging is left to `processor.logs` (one format for every logger); librdkafka's
+    statistics feed `statistics`.
+    """
+    reporting = {"statistics.interval.ms": STATISTICS_INTERVAL_MS}
     return Application(
         broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config),
         consumer_group=settings.consumer_group(topology),
         auto_offset_reset=settings.auto_offset_reset,
         commit_interval=settings.commit_interval_s,
-        consumer_extra_config={"session.timeout.ms": settings.kafka_session_timeout_ms},
+        consumer_extra_config={"session.timeout.ms": settings.kafka_session_timeout_ms}
+        | reporting
+        | {"stats_cb": statistics.on_consumer},
         # A stable transactional id: a restarted replica fences its killed predecessor
         # and aborts its open transaction at once, instead of waiting for the broker's
         # transaction timeout while the group's offsets stay locked.
         producer_extra_config=settings.kafka_producer_config
-        | {"transactional.id": f"{settings.consumer_group(topology)}-{settings.instance_id}"},
+        | {"transactional.id": f"{settings.consumer_group(topology)}-{settings.instance_id}"}
+        | reporting
+        | {"stats_cb": statistics.on_producer},
         state_dir=settings.state_dir / topology,
         processing_guarantee=settings.processing_guarantee,
-        loglevel=settings.log_level,
+        loglevel=None,
     )
 
 
 def run_topology(topology: Topology, settings: Settings) -> None:
     """Build the topology's stream into its table and process until SIGINT or SIGTERM."""
-    app = build_application(settings, topology.name)
+    statistics = KafkaStatistics(topology.name)
+    REGISTRY.register(statistics)
+    probes = Probes(statistics, postgres_check(settings.postgres_url))
+    server = OperationsServer(settings.ops_host, settings.ops_port, probes).start()
+    try:
+        _process(topology, settings, statistics)
+    finally:
+        server.stop()
+
+
+def _process(topology: Topology, settings: Settings, statistics: KafkaStatistics) -> None:
+    app = build_application(settings, topology.name, statistics)
     pipeline = Pipeline(app, settings, topology.name, SchemaRegistry(settings))
     sink = PostgresTableSink(
         create_engine(settings.sqlalchemy_url, settings.postgres_schema),

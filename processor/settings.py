@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     sink_retry_max_backoff_s: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # `json`: one JSON object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    # /healthz, /readyz, /metrics. 0 lets the OS pick a free port (logged at start).
+    ops_host: str = Field("0.0.0.0", min_length=1)
+    ops_port: int = Field(8080, ge=0, le=65535)
 
     @field_validator("postgres_url")
     @classmethod

@@ -2,19 +2,22 @@
 
 `--all` supervises one child process per topology, as an orchestrator would run one
 container each: a child that exits is started again after a growing delay, and
-SIGINT/SIGTERM stop them all gracefully.
+SIGINT/SIGTERM stop them all gracefully. Each child serves its operations endpoints on
+`OPS_PORT` + its index in name order (`OPS_PORT=0`: each on a port the OS picks).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
 
 from processor.backoff import Backoff
+from processor.logs import configure_logging
 from processor.settings import load_settings
 from processor.topology import all_topologies
 
@@ -31,24 +34,28 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One line per registry request is noise; failures surface as our own errors.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings)
     if args.all:
-        return supervise(sorted(all_topologies()))
+        return supervise(sorted(all_topologies()), settings.ops_port)
     from processor.runner import run_topology
 
     run_topology(all_topologies()[args.topology], settings)
     return 0
 
 
-def _start(topology: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "processor", "run", topology])
+def child_ops_port(base: int, index: int) -> int:
+    """The operations port of the `index`th child: consecutive ports, or all OS-picked."""
+    return base + index if base else 0
 
 
-def supervise(names: list[str]) -> int:
+def _start(topology: str, ops_port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "processor", "run", topology],
+        env=os.environ | {"OPS_PORT": str(ops_port)},
+    )
+
+
+def supervise(names: list[str], ops_port: int) -> int:
     """Run each topology in a child process until a signal stops the supervisor."""
     stopping = False
 
@@ -58,7 +65,8 @@ def supervise(names: list[str]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    children = {name: _start(name) for name in names}
+    ports = {name: child_ops_port(ops_port, index) for index, name in enumerate(names)}
+    children = {name: _start(name, ports[name]) for name in names}
     backoffs = {name: Backoff(maximum=60.0, initial=1.0) for name in names}
     restart_at: dict[str, float] = {}
     while not stopping:
@@ -77,7 +85,7 @@ def supervise(names: list[str]) -> int:
                 restart_at[name] = time.monotonic() + delay
             elif time.monotonic() >= restart_at[name]:
                 del restart_at[name]
-                children[name] = _start(name)
+                children[name] = _start(name, ports[name])
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
