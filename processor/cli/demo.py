@@ -62,7 +62,8 @@ def _demo(args: argparse.Namespace) -> int:
             console.print(f"[red]the local stack could not start:[/red] {error}")
             return 1
     console.print(f"stack up: broker {stack.bootstrap_servers}, registry {stack.registry_url}")
-    env = os.environ | stack.env()
+    # Operations endpoints on ports the OS picks: a demo never meets another process's.
+    env = os.environ | stack.env() | {"OPS_PORT": "0"}
     os.environ.update(env)
 
     from processor.progress import wait_until_caught_up

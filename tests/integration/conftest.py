@@ -33,6 +33,8 @@ def stack_env(local_stack, tmp_path: Path) -> dict[str, str]:
         "CONSUMER_GROUP_PREFIX": f"t{run}-",
         "POSTGRES_SCHEMA": f"t{run}",
         "LOG_LEVEL": "INFO",
+        # Tests run side by side: each topology process listens on a port the OS picks.
+        "OPS_PORT": "0",
     }
 
 
