@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,15 @@ SINK_FLUSH_SECONDS = Histogram(
     "Duration of one PostgreSQL flush (one transaction), by table; failed flushes included.",
     ["table"],
 )
+
+
+@contextmanager
+def measured_flush(table: str, rows: int) -> Iterator[None]:
+    """Time one sink flush of `rows` rows into `table` (failed ones too: they are retried)."""
+    SINK_BATCH_ROWS.labels(table).observe(rows)
+    with SINK_FLUSH_SECONDS.labels(table).time():
+        yield
+
 
 # How often librdkafka reports its statistics: the freshness of lag and output counts.
 STATISTICS_INTERVAL_MS = 5000

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from processor.backoff import Backoff
 from processor.changes import TableChange
+from processor.metrics import measured_flush
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ class PostgresTableSink(BaseSink):
             return
         pending, self._pending = self._pending, {}
         try:
-            self._write(pending)
+            with measured_flush(self._table.name, len(pending)):
+                self._write(pending)
         except TRANSIENT_ERRORS as error:
             delay = self._backoff.next_delay()
             logger.warning(
