@@ -217,6 +217,16 @@ class Pipeline:
             config=TopicManager.derive_topic_config(self._sources),
         )
 
+    def json_topic(self, name: str) -> Topic:
+        """An output topic of JSON values that keeps each input record's key, configured
+        like the sources (as `avro_topic`)."""
+        return self.app.topic(
+            name,
+            key_serializer="bytes",
+            value_serializer="json",
+            config=TopicManager.derive_topic_config(self._sources),
+        )
+
     def _dead_letters(self) -> Topic:
         if self._dead_letter_topic is None:
             config = TopicManager.derive_topic_config(self._sources)
