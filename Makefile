@@ -31,3 +31,23 @@ demo: $(STAMP)
 clean:
 	-$(BIN)/pstreams local down
 	rm -rf $(VENV) .local state
+
+# Apache Flink itself, for the parity check (docs/parity.md). A separate virtualenv:
+# apache-flink is large and never part of the project's own install.
+FLINK_VENV := .venv-flink
+FLINK_STAMP := $(FLINK_VENV)/.installed
+# Dataset directories to check; empty: seed/demo and a generated shuffled, skewed one.
+PARITY_DATASETS ?=
+
+.PHONY: flink-venv parity
+
+$(FLINK_STAMP):
+	$(PYTHON) -m venv $(FLINK_VENV)
+	$(FLINK_VENV)/bin/pip install --quiet --upgrade pip
+	$(FLINK_VENV)/bin/pip install --quiet 'apache-flink==2.3.*'
+	touch $(FLINK_STAMP)
+
+flink-venv: $(FLINK_STAMP)
+
+parity: $(STAMP) $(FLINK_STAMP)
+	$(BIN)/python -m parity.run --flink-python $(FLINK_VENV)/bin/python $(PARITY_DATASETS)
