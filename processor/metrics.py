@@ -78,14 +78,27 @@ class PartitionView:
     def assigned(self) -> bool:
         return bool(self.stats.get("desired")) and self.stats.get("fetch_state") != "none"
 
-    @property
-    def restore_remaining(self) -> int | None:
-        """Changelog records still to replay: high watermark minus the next position."""
-        high, position = self.stats.get("hi_offset", -1), self.stats.get("app_offset", -1)
-        if high < 0:
+    def remaining(self, position_unknown_from_start: bool = False) -> int | None:
+        """Records between this process's position and the end of the partition.
+
+        The end is the last stable offset (what a read_committed consumer can reach).
+        The position is the next record the application gets; with nothing prefetched
+        it is the fetch position, which has stepped over transaction markers (so an idle
+        transactional topic shows 0, not 1). Without any position (nothing consumed or
+        committed yet) the partition counts from its start if asked, else is unknown.
+        """
+        stats = self.stats
+        end = stats.get("ls_offset", -1)
+        if end < 0:
+            end = stats.get("hi_offset", -1)
+        position = max(stats.get("app_offset", -1), stats.get("committed_offset", -1))
+        if stats.get("fetchq_cnt", 0) == 0:
+            position = max(position, stats.get("next_offset", -1))
+        if position < 0 and position_unknown_from_start:
+            position = stats.get("lo_offset", 0)
+        if end < 0 or position < 0:
             return None
-        low = self.stats.get("lo_offset", 0)
-        return max(high - max(position, low, 0), 0)
+        return max(end - position, 0)
 
 
 def _partitions(report: dict[str, Any]) -> Iterator[PartitionView]:
@@ -150,7 +163,7 @@ class KafkaStatistics(Collector):
             for view in views
             if view.topic.startswith(CHANGELOG_PREFIX)
             and view.assigned
-            and (remaining := view.restore_remaining) is not None
+            and (remaining := view.remaining(position_unknown_from_start=True)) is not None
         }
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -160,14 +173,13 @@ class KafkaStatistics(Collector):
         labels = ["topology", "topic", "partition"]
         lag = GaugeMetricFamily(
             "pstreams_consumer_lag",
-            "Records after the committed offset of each assigned partition (librdkafka).",
+            "Records not yet processed in each assigned partition (librdkafka statistics).",
             labels=labels,
         )
         for view in consumed:
-            if view.assigned and view.stats.get("consumer_lag", -1) >= 0:
-                lag.add_metric(
-                    [self.topology, view.topic, str(view.partition)], view.stats["consumer_lag"]
-                )
+            behind = view.remaining() if view.assigned else None
+            if behind is not None and not view.topic.startswith(CHANGELOG_PREFIX):
+                lag.add_metric([self.topology, view.topic, str(view.partition)], behind)
         assigned = GaugeMetricFamily(
             "pstreams_assigned_partitions",
             "Input and internal topic partitions assigned to this process.",

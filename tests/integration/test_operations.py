@@ -1,0 +1,125 @@
+"""Operations endpoints and logs of a running topology process on the real local stack."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from processor.avro import SchemaRegistry
+from processor.connectors import DynamoDbCdcEmulator
+from processor.local.broker import create_topics
+from processor.local.ports import free_ports
+from processor.progress import wait_until_caught_up
+from processor.settings import Settings
+from processor.topology import all_topologies
+from tests.integration.support import generated_items, produce
+
+pytestmark = pytest.mark.integration
+
+SECRET = "not-to-be-logged-7f3a"
+
+
+def eventually(probe: Callable[[], object], timeout_s: float = 60.0) -> object:
+    """The first truthy answer of `probe` within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (answer := probe()):
+        assert time.monotonic() < deadline, f"{probe.__doc__ or probe} never held"
+        time.sleep(0.5)
+    return answer
+
+
+def get(port: int, path: str) -> httpx.Response | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+    except httpx.TransportError:
+        return None
+
+
+def samples(port: int) -> dict[tuple[str, frozenset], float]:
+    text = get(port, "/metrics").text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_endpoints_of_a_running_topology(
+    settings: Settings, stack_env: dict[str, str], pstreams, tmp_path: Path
+) -> None:
+    emulator = DynamoDbCdcEmulator(SchemaRegistry(settings), settings.dynamodb_topic)
+    create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions=2)
+    items = generated_items(40, seed=11)
+    produce(settings, [tuple(emulator.insert(item)) for item in items] + [(b"k", b"\x07bad")])
+
+    port, unreachable_db = free_ports(2)
+    pstreams(
+        "run",
+        "interaction_data",
+        env=stack_env | {"OPS_PORT": str(port), "LOG_FORMAT": "json"},
+    )
+    assert eventually(lambda: get(port, "/healthz")).status_code == 200
+    ready = eventually(lambda: (r := get(port, "/readyz")) and r.status_code == 200 and r)
+    detail = ready.json()
+    assert detail["group"] == "up/steady" and detail["sink"] == "ok"
+    assert sorted(detail["assigned_partitions"]) == [
+        f"{settings.dynamodb_topic}[0]",
+        f"{settings.dynamodb_topic}[1]",
+    ]
+    assert get(port, "/nothing").status_code == 404
+
+    assert not wait_until_caught_up(settings, [all_topologies()["interaction_data"]], 120)
+    topology, source = ("topology", "interaction_data"), ("topic", settings.dynamodb_topic)
+    out = frozenset({topology, ("topic", settings.interactions_topic)})
+
+    def caught_up() -> dict[tuple[str, frozenset], float] | None:
+        """the next statistics report shows every record out and no lag"""
+        found = samples(port)
+        lags = [v for (name, labels), v in found.items() if name == "pstreams_consumer_lag"]
+        done = found.get(("pstreams_records_out_total", out)) == len(items) and lags == [0, 0]
+        return found if done else None
+
+    found = eventually(caught_up, timeout_s=30)
+    assert found[("pstreams_records_in_total", frozenset({topology, source}))] == len(items) + 1
+    dead = frozenset({topology, source, ("error", "DecodeError")})
+    assert sum(v for (n, labels), v in found.items() if n == "pstreams_dead_letters_total") == 1
+    assert found.get(("pstreams_dead_letters_total", dead), 1) == 1
+    assert found[("pstreams_assigned_partitions", frozenset({topology}))] == 2
+    sink_rows = ("pstreams_sink_batch_rows_sum", frozenset({("table", "interaction_data")}))
+    assert found[sink_rows] == len(items)
+    flushes = ("pstreams_sink_flush_seconds_count", frozenset({("table", "interaction_data")}))
+    assert found[flushes] >= 1
+
+    # PostgreSQL unreachable: alive, not ready, and the reason is given without the password.
+    broken_port = free_ports(1)[0]
+    pstreams(
+        "run",
+        "interaction_data",
+        env=stack_env
+        | {
+            "OPS_PORT": str(broken_port),
+            "LOG_FORMAT": "json",
+            "CONSUMER_GROUP_PREFIX": stack_env["CONSUMER_GROUP_PREFIX"] + "broken-",
+            "POSTGRES_URL": f"postgresql://postgres:{SECRET}@127.0.0.1:{unreachable_db}/none",
+        },
+    )
+    assert eventually(lambda: get(broken_port, "/healthz")).status_code == 200
+    not_ready = eventually(
+        lambda: (r := get(broken_port, "/readyz")) and r.json()["sink"] != "ok" and r
+    )
+    assert not_ready.status_code == 503
+    assert SECRET not in not_ready.text
+    time.sleep(2)  # a sink retry or two in the log
+
+    for log in sorted(tmp_path.glob("pstreams-*.log")):
+        text = log.read_text()
+        assert SECRET not in text
+        entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+        assert {"time", "level", "logger", "message"} <= set(entries[0])
+        assert any("operations endpoints on" in entry["message"] for entry in entries)
