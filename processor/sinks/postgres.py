@@ -1,6 +1,6 @@
 """A Quix Streams sink that keeps one PostgreSQL table equal to a derived table.
 
-Changes are coalesced per primary key as they arrive (the last state wins) and written
+Changes are coalesced per row key as they arrive (the last state wins) and written
 at each checkpoint in one transaction: deletes, then upserts of absolute values. A
 replayed checkpoint writes the same absolute values again, so the table converges.
 While PostgreSQL is unreachable the sink raises `SinkBackpressureError`: Quix pauses
@@ -47,6 +47,37 @@ def ensure_table(engine: sa.Engine, table: sa.Table, schema: str) -> None:
         table.create(connection, checkfirst=True)
 
 
+def row_key(table: sa.Table) -> list[sa.Column]:
+    """The columns that identify a row: the primary key, else the table's one unique constraint.
+
+    A unique constraint stands in for a primary key when a key column may be NULL (SPEC 3:
+    purchase_windowed_counts is UNIQUE NULLS NOT DISTINCT, its item_id may be NULL).
+    """
+    if table.primary_key.columns:
+        return list(table.primary_key.columns)
+    uniques = [c for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+    if len(uniques) != 1:
+        raise ValueError(
+            f"table {table.name} needs a primary key or exactly one unique constraint"
+            f" to be kept by upserts, not {len(uniques)}"
+        )
+    (unique,) = uniques
+    if (
+        any(column.nullable for column in unique.columns)
+        and not unique.dialect_options["postgresql"]["nulls_not_distinct"]
+    ):
+        raise ValueError(
+            f"table {table.name}: a unique key with nullable columns must be NULLS NOT DISTINCT"
+            " (postgresql_nulls_not_distinct=True), or rows with NULL keys would repeat"
+        )
+    return list(unique.columns)
+
+
+def _same_key(column: sa.Column, value: Any) -> sa.ColumnElement[bool]:
+    """Key equality with NULL equal to NULL where the column allows NULL (NULLS NOT DISTINCT)."""
+    return column.is_not_distinct_from(value) if column.nullable else column == value
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     iterator = iter(items)
     while chunk := tuple(islice(iterator, size)):
@@ -63,7 +94,8 @@ class PostgresTableSink(BaseSink):
         self._schema = schema
         self._backoff = backoff
         self._pending: dict[tuple[Any, ...], dict[str, Any] | None] = {}
-        self._key_names = [column.name for column in table.primary_key.columns]
+        self._key = row_key(table)
+        self._key_names = [column.name for column in self._key]
         self._upsert = self._upsert_statement(table, self._key_names)
 
     @staticmethod
@@ -127,12 +159,17 @@ class PostgresTableSink(BaseSink):
         """The checkpoint is being replayed from its first offset: forget what it added."""
         self._pending.clear()
 
+    def _any_of(self, keys: Sequence[tuple[Any, ...]]) -> sa.ColumnElement[bool]:
+        """Rows with one of `keys`; a row IN list cannot match NULLs, so nullable keys OR."""
+        if not any(column.nullable for column in self._key):
+            return sa.tuple_(*self._key).in_(keys)
+        return sa.or_(*(sa.and_(*map(_same_key, self._key, key)) for key in keys))
+
     def _write(self, pending: dict[tuple[Any, ...], dict[str, Any] | None]) -> None:
         deletes = [key for key, row in pending.items() if row is None]
         upserts = [row for row in pending.values() if row is not None]
-        key_tuple = sa.tuple_(*(self._table.c[name] for name in self._key_names))
         with self._engine.begin() as connection:
             for chunk in _chunks(deletes, DELETE_CHUNK):
-                connection.execute(self._table.delete().where(key_tuple.in_(chunk)))
+                connection.execute(self._table.delete().where(self._any_of(chunk)))
             if upserts:
                 connection.execute(self._upsert, upserts)
