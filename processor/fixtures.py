@@ -381,7 +381,7 @@ def replay(
             failures.append(str(error))
 
     counts = dict.fromkeys(targets.values(), 0)
-    for topic, message in _in_timestamp_order(fixture.records):
+    for topic, message in replay_order(fixture.records):
         target = targets[topic]
         rewritten = message.with_schema_ids(lambda f, i, t=target: ids.target_id(t, f, i))
         kwargs: dict[str, Any] = {"partition": message.partition, "on_delivery": delivered}
@@ -403,7 +403,7 @@ def replay(
     return counts
 
 
-def _in_timestamp_order(
+def replay_order(
     records: Mapping[str, list[RecordedMessage]],
 ) -> Iterator[tuple[str, RecordedMessage]]:
     """Each partition in offset order, partitions merged by timestamp (stable)."""
