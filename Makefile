@@ -28,6 +28,13 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pstreams demo
 
+# Re-record the replay fixtures of tests/fixtures/ and refresh their expected tables
+# (docs/testing.md); FIXTURES names some of them, empty is all.
+FIXTURES ?=
+.PHONY: fixtures
+fixtures: $(STAMP)
+	$(BIN)/python -m tests.fixtures.refresh $(FIXTURES)
+
 clean:
 	-$(BIN)/pstreams local down
 	rm -rf $(VENV) .local state
