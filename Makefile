@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint demo bench clean
+.PHONY: install test test-slow lint demo bench clean k8s
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-slow: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pstreams demo
+
+# deploy/k8s/topologies.yaml from its template, one StatefulSet per topology.
+k8s: $(STAMP)
+	$(BIN)/python deploy/k8s/render.py
 
 # Re-record the replay fixtures of tests/fixtures/ and refresh their expected tables
 # (docs/testing.md); FIXTURES names some of them, empty is all.
