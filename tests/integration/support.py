@@ -6,12 +6,16 @@ import os
 import random
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from processor.settings import Settings
+from tests.reference.compare import diff, read_tables
+from tests.reference.model import SourceState, derived_tables
 
 
 def generated_items(count: int, seed: int) -> list[dict[str, Any]]:
@@ -83,3 +87,40 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[
         return sorted(messages, key=lambda m: (m.partition(), m.offset()))
     finally:
         consumer.close()
+
+
+def reference_tables(dataset: Path, tables: list[str]) -> dict[str, Any]:
+    """The reference model's `tables` (tests/reference/model.py) for `dataset`."""
+    expected = derived_tables(SourceState.from_directory(dataset))
+    return {name: expected[name] for name in tables}
+
+
+def differences(settings: Settings, expected: dict[str, Any]) -> list[str]:
+    """How the tables in PostgreSQL differ from `expected` (by table name); [] if equal."""
+    actual = read_tables(settings.sqlalchemy_url, settings.postgres_schema)
+    return diff(expected, {name: actual.get(name, set()) for name in expected})
+
+
+def supervised_child(supervisor: int, topology: str, timeout: float = 60.0) -> int | None:
+    """The pid of the live `pstreams run TOPOLOGY` child of the `supervisor` process, read
+    from /proc (Linux); None when there is none within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                state, ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:  # it exited while we looked
+                continue
+            if (
+                int(ppid) == supervisor
+                and state != "Z"
+                and command[-3:-1] == [b"run", topology.encode()]
+            ):
+                return int(proc.name)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)

@@ -1,0 +1,216 @@
+"""Crash tests (SPEC 4): topologies SIGKILLed at seeded pseudo-random instants while a
+dataset loads, restarted, and every table still equals the reference model.
+
+Each kill picks a topology, a point in the load and a pause before the kill (the
+topologies work on the burst just loaded and are somewhere in a checkpoint: they commit
+every second). Some kills wipe the topology's state directory first, so it comes back as
+a new replica that restores its stores from the changelog topics; some kill the restarted
+process again moments after it started, while it joins its group and restores. Two ways
+of coming back are tested: the children of `pstreams run --all`, restarted by its
+supervisor, and separate `pstreams run NAME` processes restarted by the test, as an
+orchestrator restarts a container. `PSTREAMS_CRASH_SEED` replays another seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from processor.progress import wait_until_caught_up
+from processor.seed import SeedOptions, generate, write_dataset
+from processor.seed.load import DatasetLoader
+from processor.settings import Settings
+from processor.topology import all_topologies
+from tests.integration.support import differences, reference_tables, supervised_child
+from tests.integration.test_tables_match_reference import WINDOWED, windows_as_read
+
+pytestmark = pytest.mark.integration
+
+SEED = int(os.environ.get("PSTREAMS_CRASH_SEED", "20261201"))
+
+
+@dataclass(frozen=True)
+class Kill:
+    """One SIGKILL: where in the load, which topology, and how it comes back."""
+
+    after_record: int  # the number of records loaded when it happens
+    pause_s: float  # time the topologies get on the records loaded so far
+    topology: str
+    wipe_state: bool  # come back as a new replica, restoring from the changelogs
+    again_after_s: float | None  # kill the restarted process again this soon
+
+    def __str__(self) -> str:
+        wipe = ", state wiped" if self.wipe_state else ""
+        again = (
+            f", killed again {self.again_after_s:.1f} s after restart" if self.again_after_s else ""
+        )
+        return (
+            f"{self.topology} after record {self.after_record} + {self.pause_s:.1f} s{wipe}{again}"
+        )
+
+
+def kill_plan(rng: random.Random, topologies: list[str], records: int, kills: int) -> list[Kill]:
+    """`kills` kills in load order; every topology and every way of coming back (plain,
+    state wiped, killed again while starting, both) at least once when there are enough.
+    The last kill falls after the whole load, while the topologies catch up."""
+    victims = rng.sample(topologies, min(kills, len(topologies)))
+    victims += [rng.choice(topologies) for _ in range(kills - len(victims))]
+    ways = [(False, False), (True, False), (False, True), (True, True)]
+    ways = [ways[n % len(ways)] for n in range(kills)]
+    rng.shuffle(ways)
+    points = [*sorted(rng.sample(range(1, records), kills - 1)), records]
+    return [
+        Kill(
+            after_record=point,
+            pause_s=rng.uniform(0.2, 3.0),
+            topology=victim,
+            wipe_state=wipe,
+            again_after_s=rng.uniform(0.5, 4.0) if again else None,
+        )
+        for point, victim, (wipe, again) in zip(points, victims, ways, strict=True)
+    ]
+
+
+class Processes(Protocol):
+    """The running topologies, as the test kills and brings them back."""
+
+    def kill(self, topology: str) -> None:
+        """SIGKILL the topology's process; returns once it is dead."""
+
+    def restart(self, topology: str) -> None:
+        """Returns once a new process of the topology runs."""
+
+
+class Supervised:
+    """`pstreams run --all`: the test kills its children, the supervisor restarts them."""
+
+    def __init__(self, pstreams: Callable, topologies: list[str]) -> None:
+        self.supervisor = pstreams("run", "--all")
+        self._killed: dict[str, int] = {}
+
+    def kill(self, topology: str) -> None:
+        pid = supervised_child(self.supervisor.pid, topology)
+        os.kill(pid, signal.SIGKILL)
+        self._killed[topology] = pid
+        # The supervisor reaps it within 0.5 s and waits at least 1 s before a restart.
+        while supervised_child(self.supervisor.pid, topology, timeout=0) == pid:
+            time.sleep(0.05)
+
+    def restart(self, topology: str) -> None:
+        killed = self._killed.pop(topology)
+        deadline = time.monotonic() + 120
+        while supervised_child(self.supervisor.pid, topology, timeout=0) in (None, killed):
+            assert time.monotonic() < deadline, f"the supervisor did not restart {topology}"
+            time.sleep(0.1)
+
+
+class Separate:
+    """One `pstreams run NAME` per topology, restarted by the test."""
+
+    def __init__(self, pstreams: Callable, topologies: list[str]) -> None:
+        self._pstreams = pstreams
+        self._processes = {name: pstreams("run", name) for name in topologies}
+
+    def kill(self, topology: str) -> None:
+        process = self._processes[topology]
+        assert process.poll() is None, f"{topology} exited by itself with {process.returncode}"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def restart(self, topology: str) -> None:
+        self._processes[topology] = self._pstreams("run", topology)
+
+
+def crash_while_loading(
+    settings: Settings,
+    processes: Callable[[list[str]], Processes],
+    dataset: Path,
+    partitions: int,
+    kills: int,
+) -> None:
+    """Load `dataset` while `kills` planned kills happen, wait, compare with the reference."""
+    names = sorted(all_topologies())
+    loader = DatasetLoader(settings, partitions)
+    running = processes(names)
+    records = sum(1 for path in dataset.glob("*.jsonl") for line in path.open() if line.strip())
+    rng = random.Random(SEED)
+    plan = kill_plan(rng, names, records, kills)
+    done: list[str] = []
+
+    def execute(kill: Kill) -> None:
+        time.sleep(kill.pause_s)
+        running.kill(kill.topology)
+        if kill.wipe_state:
+            shutil.rmtree(settings.state_dir / kill.topology, ignore_errors=True)
+        running.restart(kill.topology)
+        if kill.again_after_s is not None:
+            time.sleep(kill.again_after_s)
+            running.kill(kill.topology)
+            running.restart(kill.topology)
+        done.append(str(kill))
+
+    loaded = 0
+
+    def on_record() -> None:
+        nonlocal loaded
+        loaded += 1
+        while plan and plan[0].after_record == loaded:
+            execute(plan.pop(0))
+
+    started = time.monotonic()
+    loader.load(dataset, on_record)
+    for kill in plan:  # planned after the last record
+        execute(kill)
+    topologies = all_topologies()
+    lags = wait_until_caught_up(settings, list(topologies.values()), timeout=300)
+    context = f"seed {SEED}, kills: " + "; ".join(done)
+    assert not lags, f"{context}: {[str(lag) for lag in lags]}"
+    expected = reference_tables(dataset, list(topologies))
+    if WINDOWED in expected:
+        # Rows of the windows closed in the order the topology read (nothing twice).
+        assert windows_as_read(settings) <= expected[WINDOWED], context
+        expected[WINDOWED] = windows_as_read(settings)
+    problems = differences(settings, expected)
+    assert not problems, f"{context}:\n" + "\n".join(problems)
+    print(f"{context}; caught up {time.monotonic() - started:.0f} s after the load began")
+
+
+def dataset(tmp_path: Path, interactions: int, seed: int) -> Path:
+    """An event-time-ordered dataset with bursts and changes (updates and deletes)."""
+    options = SeedOptions(
+        users=60, items=25, interactions=interactions, reviews=120, seed=seed, changes=80
+    )
+    write_dataset(generate(options), tmp_path / "dataset")
+    return tmp_path / "dataset"
+
+
+def test_children_of_the_supervisor_killed_and_restarted(
+    settings: Settings, pstreams, tmp_path: Path
+) -> None:
+    crash_while_loading(
+        settings,
+        lambda names: Supervised(pstreams, names),
+        dataset(tmp_path, interactions=1500, seed=SEED % 1000),
+        partitions=2,
+        kills=6,
+    )
+
+
+@pytest.mark.slow
+def test_separate_processes_killed_many_times(settings: Settings, pstreams, tmp_path: Path) -> None:
+    crash_while_loading(
+        settings,
+        lambda names: Separate(pstreams, names),
+        dataset(tmp_path, interactions=4000, seed=SEED % 1000 + 1),
+        partitions=3,
+        kills=16,
+    )
