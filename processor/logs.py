@@ -85,5 +85,7 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # Python warnings become log records too, so JSON logs stay one object per line.
+    logging.captureWarnings(True)
     # One line per registry request is noise; failures surface as our own errors.
     logging.getLogger("httpx").setLevel(logging.WARNING)
