@@ -37,6 +37,15 @@ class Interaction:
     def is_purchase(self) -> bool:
         return self.action_type == "purchase"
 
+    @property
+    def source(self) -> str:
+        """The DynamoDB CDC partition the interaction came from."""
+        return source_partition_name(self.source_topic, self.source_partition)
+
+
+def source_partition_name(topic: str, partition: int) -> str:
+    return f"{topic}[{partition}]"
+
 
 def decode_interaction(registry: SchemaRegistry, record: SourceRecord) -> Interaction:
     if record.value is None:
@@ -64,10 +73,9 @@ def interactions(pipeline: Pipeline) -> StreamingDataFrame:
     def first_time(interaction: Interaction) -> bool:
         partition = message_context().partition
         seen = store.table(partition, "seen", factory=lambda: -1)
-        source = f"{interaction.source_topic}[{interaction.source_partition}]"
-        if interaction.source_offset <= seen[source]:
+        if interaction.source_offset <= seen[interaction.source]:
             return False
-        seen[source] = interaction.source_offset
+        seen[interaction.source] = interaction.source_offset
         return True
 
     return stream.filter(first_time)

@@ -159,6 +159,12 @@ class Pipeline:
             )
             time.sleep(delay)
 
+    def partitions_of(self, topic_name: str) -> int:
+        """The number of partitions of a topic, once it exists."""
+        self._await_topic(topic_name)
+        metadata = AdminClient(self.settings.kafka_config).list_topics(topic_name, timeout=30)
+        return len(metadata.topics[topic_name].partitions)
+
     def row_changes(self, table: str) -> StreamingDataFrame:
         """The CDC stream of a captured PostgreSQL table as `RowChange`s (SPEC 1.1)."""
         decoder = PostgresCdcDecoder(self.registry)

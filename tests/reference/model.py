@@ -432,16 +432,20 @@ def simulate_purchase_windows(
 
 
 def simulate_merged_purchase_windows(
-    arrivals: Sequence[tuple[str, Interaction]], allowed_lateness_s: int = 0
+    arrivals: Sequence[tuple[str, Interaction]],
+    sources: Iterable[str],
+    allowed_lateness_s: int = 0,
 ) -> WindowedResult:
     """Table 6 from one partition of the interactions topic, which merges several sources.
 
-    `arrivals` are (source partition, interaction) in the partition's order. The
-    watermark is the minimum over the sources seen so far of the maximum event time seen
-    from each, minus the allowed lateness, and never decreases (a source that has not
-    sent anything yet holds nothing back); otherwise as `simulate_purchase_windows`, with
-    no end of input. Source idleness (a wall-clock rule) is not modelled.
+    `arrivals` are (source partition, interaction) in the partition's order; `sources`
+    names every source partition. The watermark is undefined until each source has sent
+    something, then the minimum over the sources of the maximum event time seen from each,
+    minus the allowed lateness, and it never decreases; otherwise as
+    `simulate_purchase_windows`, with no end of input. Source idleness (a wall-clock
+    rule) is not modelled.
     """
+    expected = set(sources)
     latest: dict[str, int] = {}
     watermark: int | None = None
     counts: Counter[WindowKey] = Counter()
@@ -454,8 +458,9 @@ def simulate_merged_purchase_windows(
             else:
                 counts[(interaction.user_id, interaction.item_id, start)] += 1
         latest[source] = max(latest.get(source, interaction.timestamp), interaction.timestamp)
-        candidate = min(latest.values()) - allowed_lateness_s
-        watermark = candidate if watermark is None else max(watermark, candidate)
+        if expected <= latest.keys():
+            candidate = min(latest.values()) - allowed_lateness_s
+            watermark = candidate if watermark is None else max(watermark, candidate)
     rows = {
         _window_row(key, count)
         for key, count in counts.items()

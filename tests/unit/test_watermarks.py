@@ -17,20 +17,22 @@ class Clock:
 
 
 def test_the_watermark_is_the_slowest_source_minus_the_lateness() -> None:
-    watermarks = MergedWatermark(allowed_lateness_ms=500, idle_timeout_s=0)
+    watermarks = MergedWatermark(["a", "b"], allowed_lateness_ms=500, idle_timeout_s=0)
     progress: dict[str, Any] = {}
     assert watermarks.current(progress) is None
-    assert watermarks.advance(progress, "a", 10_000) == 9_500
-    assert watermarks.advance(progress, "b", 4_000) == 9_500  # never moves back
-    assert watermarks.advance(progress, "a", 20_000) == 9_500  # b holds it
-    assert watermarks.advance(progress, "b", 15_000) == 14_500
-    assert watermarks.advance(progress, "b", 12_000) == 14_500  # b's max stays 15 000
+    assert watermarks.advance(progress, "a", 10_000) is None  # b not read yet
+    assert watermarks.advance(progress, "b", 12_000) == 9_500
+    assert watermarks.advance(progress, "c", 4_000) == 9_500  # a new source; never back
+    assert watermarks.advance(progress, "a", 20_000) == 9_500  # c holds it
+    assert watermarks.advance(progress, "c", 15_000) == 11_500  # b holds it
+    assert watermarks.advance(progress, "b", 16_000) == 14_500
+    assert watermarks.advance(progress, "c", 12_000) == 14_500  # c's max stays 15 000
     assert watermarks.current(progress) == 14_500
 
 
 def test_a_source_that_stops_is_released_after_the_idle_timeout() -> None:
     clock = Clock()
-    watermarks = MergedWatermark(0, idle_timeout_s=10, wall_clock=clock)
+    watermarks = MergedWatermark(["a", "b"], 0, idle_timeout_s=10, wall_clock=clock)
     progress: dict[str, Any] = {}
     watermarks.advance(progress, "a", 1_000)
     watermarks.advance(progress, "b", 2_000)
@@ -42,9 +44,20 @@ def test_a_source_that_stops_is_released_after_the_idle_timeout() -> None:
     assert watermarks.advance(progress, "a", 5_000) == 20_000  # back, and behind
 
 
+def test_a_source_that_never_sends_is_released_after_the_idle_timeout() -> None:
+    clock = Clock()
+    watermarks = MergedWatermark(["a", "b"], 0, idle_timeout_s=10, wall_clock=clock)
+    progress: dict[str, Any] = {}
+    assert watermarks.advance(progress, "a", 1_000) is None
+    clock.now += 9
+    assert watermarks.advance(progress, "a", 2_000) is None
+    clock.now += 1
+    assert watermarks.advance(progress, "a", 3_000) == 3_000
+
+
 def test_time_without_any_record_is_not_idle_time() -> None:
     clock = Clock()
-    watermarks = MergedWatermark(0, idle_timeout_s=10, wall_clock=clock)
+    watermarks = MergedWatermark(["a", "b"], 0, idle_timeout_s=10, wall_clock=clock)
     progress: dict[str, Any] = {}
     watermarks.advance(progress, "a", 1_000)
     watermarks.advance(progress, "b", 2_000)
