@@ -70,7 +70,8 @@ def test_wheel_runs_as_the_image_user(shared_dir: Path) -> None:
     env = runtime.env({"VENV": str(Path(sys.executable).parent.parent), "PATH": os.environ["PATH"]})
     env |= {"PYTHONPATH": str(shared_dir / "site"), "STATE_DIR": str(state)}
     entry_point_works(runtime, Path(sys.executable), env, state)
-    where = run([sys.executable, "-c", "import processor; print(processor.__file__)"], env=env)
+    where = [sys.executable, "-c", "import processor; print(processor.__file__)"]
+    where = run(as_image_user(runtime, where), env=env, cwd=state)
     assert where.stdout.startswith(str(shared_dir / "site")), "the wheel, not the checkout"
 
 
