@@ -3,6 +3,10 @@
 Changes are coalesced per row key as they arrive (the last state wins) and written
 at each checkpoint in one transaction: deletes, then upserts of absolute values. A
 replayed checkpoint writes the same absolute values again, so the table converges.
+A flush costs a fixed number of statements however many rows it holds: the rows and the
+deleted keys are copied (COPY) into two temporary staging tables, then one `DELETE ... USING`
+and one `INSERT ... SELECT ... ON CONFLICT DO UPDATE` apply them (a pair-count table
+flushes hundreds of thousands of rows at once; docs/performance.md).
 While PostgreSQL is unreachable the sink raises `SinkBackpressureError`: Quix pauses
 the partitions, rewinds them to the checkpoint's first offset and tries again later,
 so nothing is skipped.
@@ -12,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from itertools import islice
+from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from quixstreams.sinks import BaseSink, SinkBackpressureError
 from sqlalchemy.dialects.postgresql import insert
@@ -27,8 +31,13 @@ from processor.metrics import measured_flush
 logger = logging.getLogger(__name__)
 
 # Errors that mean "PostgreSQL is not there right now", as opposed to a bad statement.
-TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError)
-DELETE_CHUNK = 1000
+# COPY runs on the driver's connection, whose errors SQLAlchemy does not wrap.
+TRANSIENT_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
 
 
 def create_engine(url: str, schema: str) -> sa.Engine:
@@ -78,10 +87,29 @@ def _same_key(column: sa.Column, value: Any) -> sa.ColumnElement[bool]:
     return column.is_not_distinct_from(value) if column.nullable else column == value
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    iterator = iter(items)
-    while chunk := tuple(islice(iterator, size)):
-        yield chunk
+def staging_table(table: sa.Table, columns: Iterable[sa.Column], suffix: str) -> sa.Table:
+    """A session's temporary table with `columns` of `table`, all nullable, emptied at commit.
+
+    Created once per connection (IF NOT EXISTS); `pg_temp` keeps it out of the schema
+    translation that puts the target table into `POSTGRES_SCHEMA`.
+    """
+    return sa.Table(
+        f"{table.name}_{suffix}",
+        sa.MetaData(),
+        *(sa.Column(column.name, column.type) for column in columns),
+        schema="pg_temp",
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DELETE ROWS",
+    )
+
+
+def _copy(connection: sa.Connection, table: sa.Table, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY `rows` (tuples in the order of `table`'s columns) into `table`."""
+    names = ", ".join(f'"{column.name}"' for column in table.columns)
+    statement = f'COPY pg_temp."{table.name}" ({names}) FROM STDIN'
+    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 class PostgresTableSink(BaseSink):
@@ -94,21 +122,33 @@ class PostgresTableSink(BaseSink):
         self._schema = schema
         self._backoff = backoff
         self._pending: dict[tuple[Any, ...], dict[str, Any] | None] = {}
-        self._key = row_key(table)
-        self._key_names = [column.name for column in self._key]
-        self._upsert = self._upsert_statement(table, self._key_names)
+        key = row_key(table)
+        self._column_names = [column.name for column in table.columns]
+        self._staged_rows = staging_table(table, table.columns, "rows")
+        self._staged_keys = staging_table(table, key, "deleted")
+        self._create_staging = [
+            sa.schema.CreateTable(staged, if_not_exists=True)
+            for staged in (self._staged_rows, self._staged_keys)
+        ]
+        self._upsert = self._upsert_statement(table, self._staged_rows, key)
+        self._delete = table.delete().where(
+            *(_same_key(column, self._staged_keys.c[column.name]) for column in key)
+        )
 
     @staticmethod
-    def _upsert_statement(table: sa.Table, key_names: list[str]) -> sa.Insert:
-        statement = insert(table)
+    def _upsert_statement(table: sa.Table, staged: sa.Table, key: list[sa.Column]) -> sa.Insert:
+        statement = insert(table).from_select(
+            [column.name for column in table.columns], sa.select(staged)
+        )
+        index_elements = [column.name for column in key]
         updates = {
             column.name: statement.excluded[column.name]
             for column in table.columns
-            if column.name not in key_names
+            if column.name not in index_elements
         }
         if not updates:
-            return statement.on_conflict_do_nothing(index_elements=key_names)
-        return statement.on_conflict_do_update(index_elements=key_names, set_=updates)
+            return statement.on_conflict_do_nothing(index_elements=index_elements)
+        return statement.on_conflict_do_update(index_elements=index_elements, set_=updates)
 
     def setup(self) -> None:
         """Create the table, waiting with backoff while PostgreSQL is unreachable."""
@@ -159,17 +199,18 @@ class PostgresTableSink(BaseSink):
         """The checkpoint is being replayed from its first offset: forget what it added."""
         self._pending.clear()
 
-    def _any_of(self, keys: Sequence[tuple[Any, ...]]) -> sa.ColumnElement[bool]:
-        """Rows with one of `keys`; a row IN list cannot match NULLs, so nullable keys OR."""
-        if not any(column.nullable for column in self._key):
-            return sa.tuple_(*self._key).in_(keys)
-        return sa.or_(*(sa.and_(*map(_same_key, self._key, key)) for key in keys))
-
     def _write(self, pending: dict[tuple[Any, ...], dict[str, Any] | None]) -> None:
-        deletes = [key for key, row in pending.items() if row is None]
-        upserts = [row for row in pending.values() if row is not None]
+        deleted = [key for key, row in pending.items() if row is None]
+        names = self._column_names
+        upserted = [
+            tuple(row[name] for name in names) for row in pending.values() if row is not None
+        ]
         with self._engine.begin() as connection:
-            for chunk in _chunks(deletes, DELETE_CHUNK):
-                connection.execute(self._table.delete().where(self._any_of(chunk)))
-            if upserts:
-                connection.execute(self._upsert, upserts)
+            for statement in self._create_staging:
+                connection.execute(statement)
+            if deleted:
+                _copy(connection, self._staged_keys, deleted)
+                connection.execute(self._delete)
+            if upserted:
+                _copy(connection, self._staged_rows, upserted)
+                connection.execute(self._upsert)
