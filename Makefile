@@ -29,6 +29,12 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pstreams demo
 
+# The pipeline benchmark (docs/performance.md): prints figures per table, asserts nothing.
+# BENCH_ARGS e.g. `--only item_shared_by_user_pair --dataset /tmp/bench-data`.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py $(BENCH_ARGS)
+
 # deploy/k8s/topologies.yaml from its template, one StatefulSet per topology.
 k8s: $(STAMP)
 	$(BIN)/python deploy/k8s/render.py

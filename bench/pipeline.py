@@ -1,0 +1,381 @@
+"""The whole pipeline on the benchmark dataset, topics to PostgreSQL, beside Flink's figures.
+
+Run `make bench` or `.venv/bin/python bench/pipeline.py [--only NAME...] [--all-at-once]`.
+It starts a fresh embedded stack of its own on free ports in a temporary directory, loads
+the dataset as the CDC connectors would, then runs each topology that exists as a real process
+(`python -m processor run NAME`), one at a time: `interaction_data` first, because the
+others read the topic it writes, then each of the others alone on that topic. A topology
+is timed from its process start until its committed offsets show it has consumed and
+flushed everything (`processor.progress`), so the figures include Kafka, decoding, state
+and the PostgreSQL writes. It prints figures only and asserts nothing: a benchmark on a
+shared machine is for reading, not for failing builds. Results: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+
+from processor.local.ports import free_ports
+from processor.local.stack import LocalStack, down, up
+from processor.progress import wait_until_caught_up
+from processor.seed import SeedOptions, generate, write_dataset
+from processor.seed.load import DatasetLoader
+from processor.settings import Settings, load_settings
+from processor.topology import Topology, all_topologies
+
+# Apache Flink 2.3 SQL (PyFlink local, streaming, parallelism 1), seconds per derived
+# table on the 100k-interaction dataset on this machine, as published in
+# shared/reference/performance-anchors.md. Flink's figures are compute only (file in,
+# no sink); ours include reading Kafka and writing PostgreSQL. Flink has no figure for
+# `interaction_data`, which is a projection there.
+FLINK_SECONDS: dict[str, float] = {
+    "co_purchase_counts": 18.2,
+    "user_purchase_totals": 7.2,
+    "highly_rated_item_details": 2.4,
+    "item_shared_by_user_pair": 77.3,
+    "purchase_windowed_counts": 6.3,
+}
+FEEDER = "interaction_data"
+# Quix Streams logs this once the application is built and about to poll.
+STARTED = "The application started"
+# How often a waiting loop looks at whether the process it waits for is still alive.
+LIVENESS_CHECK_S = 5.0
+# Where the all-at-once run keeps its consumer groups, topics, tables and state, apart
+# from those of the one-at-a-time runs on the same stack (values relative to the root).
+ALL_AT_ONCE = {
+    "CONSUMER_GROUP_PREFIX": "pstreams-all-",
+    "INTERACTIONS_TOPIC": "interaction_data_all",
+    "DEAD_LETTER_TOPIC": "pstreams-all-dead-letter-{topology}",
+    "POSTGRES_SCHEMA": "all_at_once",
+}
+
+
+class BenchError(RuntimeError):
+    """A run could not be measured: a process exited or did not catch up in time."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One topology run alone, from process start until caught up."""
+
+    name: str
+    total_s: float
+    startup_s: float
+    cpu_s: float
+    input_events: int | None
+    rows: int
+    peak_rss_mb: float
+
+    @property
+    def processing_s(self) -> float:
+        return self.total_s - self.startup_s
+
+
+class Child:
+    """A process whose merged output is read on a thread, to time its log lines.
+
+    The output is kept only as a short tail, quoted when the process fails; the times at
+    which lines containing `STARTED` appeared give the start-up time.
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.began = time.perf_counter()
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        self.started_at: list[float] = []
+        self.tail: deque[str] = deque(maxlen=80)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if STARTED in line:
+                self.started_at.append(time.perf_counter())
+            self.tail.append(line.rstrip())
+
+    def tree(self) -> list[psutil.Process]:
+        """The process and its descendants (`pstreams run --all` has one per topology)."""
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def peak_rss_mb(self) -> dict[int, float]:
+        """Peak resident memory (VmHWM) of each live process of the tree, by pid."""
+        return {process.pid: _vm_hwm_mb(process.pid) for process in self.tree()}
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the whole tree."""
+        return sum(sum(process.cpu_times()[:2]) for process in self.tree())
+
+    def stop(self) -> None:
+        """SIGTERM, as an orchestrator stops a container; a kill if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=10)
+
+    def failure(self, message: str) -> BenchError:
+        tail = "".join(f"\n  | {line}" for line in self.tail)
+        return BenchError(f"{message}; its last output:{tail}")
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise BenchError(f"/proc/{pid}/status has no VmHWM")
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str]) -> Iterator[Child]:
+    """A child that is stopped however the block ends, Ctrl-C included."""
+    child = Child(command, env)
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def await_caught_up(
+    settings: Settings, topologies: list[Topology], child: Child, timeout_s: float
+) -> float:
+    """The `perf_counter` time at which `topologies` were seen caught up.
+
+    A caught-up answer is confirmed by one more look: the progress probe reads the end of
+    an internal topic before the group's committed offsets, so a transaction committing
+    between the two reads can look caught up for a moment. Waiting in slices checks that
+    the process is still alive instead of waiting out the whole timeout for a dead one.
+    """
+    deadline = child.began + timeout_s
+    while True:
+        remaining = deadline - time.perf_counter()
+        lags = wait_until_caught_up(
+            settings, topologies, timeout=max(0.0, min(LIVENESS_CHECK_S, remaining))
+        )
+        if not lags:
+            seen = time.perf_counter()
+            if not wait_until_caught_up(settings, topologies, timeout=0):
+                return seen
+        elif child.process.poll() is not None:
+            raise child.failure(f"the process exited with {child.process.returncode}")
+        elif time.perf_counter() >= deadline:
+            raise child.failure(
+                f"not caught up after {timeout_s:.0f} s: {'; '.join(map(str, lags))}"
+            )
+
+
+def count_rows(settings: Settings, table: str) -> int:
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            query = f'SELECT count(*) FROM "{settings.postgres_schema}"."{table}"'
+            return connection.scalar(sa.text(query))
+    finally:
+        engine.dispose()
+
+
+def input_events(settings: Settings, topology: Topology, records: dict[str, int]) -> int | None:
+    """Records in the topology's input topics; None when one of them is not known."""
+    counts = [records.get(topic) for topic in topology.inputs(settings)]
+    return None if None in counts else sum(c for c in counts if c is not None)
+
+
+def run_alone(
+    topology: Topology,
+    settings: Settings,
+    env: dict[str, str],
+    state_dir: Path,
+    records: dict[str, int],
+    timeout_s: float,
+) -> Measurement:
+    """One topology in its own process, with a fresh state directory, until caught up."""
+    command = [sys.executable, "-m", "processor", "run", topology.name]
+    with running(command, env | {"STATE_DIR": str(state_dir / topology.name)}) as child:
+        caught_up = await_caught_up(settings, [topology], child, timeout_s)
+        peak = max(child.peak_rss_mb().values())
+        cpu = child.cpu_s()
+    if not child.started_at:
+        raise child.failure(f"{topology.name} never logged {STARTED!r}")
+    return Measurement(
+        name=topology.name,
+        total_s=caught_up - child.began,
+        startup_s=child.started_at[0] - child.began,
+        cpu_s=cpu,
+        input_events=input_events(settings, topology, records),
+        rows=count_rows(settings, topology.name),
+        peak_rss_mb=peak,
+    )
+
+
+def run_all_at_once(
+    topologies: list[Topology], env: dict[str, str], state_dir: Path, timeout_s: float
+) -> None:
+    """`pstreams run --all` on the same inputs, apart from the one-at-a-time runs."""
+    overrides = ALL_AT_ONCE | {"STATE_DIR": str(state_dir)}
+    settings = Settings(**{name.lower(): value for name, value in overrides.items()})
+    command = [sys.executable, "-m", "processor", "run", "--all"]
+    with running(command, env | overrides) as child:
+        caught_up = await_caught_up(settings, topologies, child, timeout_s)
+        # The supervisor's command line ends in --all, each child's in its topology.
+        names = {p.pid: p.cmdline()[-1].replace("--all", "supervisor") for p in child.tree()}
+        peaks = {names[pid]: mb for pid, mb in child.peak_rss_mb().items()}
+        cpu = child.cpu_s()
+    total = caught_up - child.began
+    started = (
+        f"{child.started_at[-1] - child.began:.1f} s"
+        if len(child.started_at) == len(topologies)
+        else f"{len(child.started_at)} of {len(topologies)} logged it"
+    )
+    flink = sum(FLINK_SECONDS.get(t.name, 0.0) for t in topologies)
+    print(f"\n### All at once: `pstreams run --all`, {len(topologies)} processes\n")
+    print(f"- caught up after {total:.1f} s (all started: {started}); CPU {cpu:.1f} s")
+    print(f"- Flink, sum over the same tables: {flink:.1f} s; ratio {total / flink:.2f}")
+    print("- peak RSS MB: " + ", ".join(f"{name} {mb:.0f}" for name, mb in peaks.items()))
+    print("- rows: " + ", ".join(f"{t.name} {count_rows(settings, t.name):,}" for t in topologies))
+
+
+def print_table(measurements: list[Measurement]) -> None:
+    print(
+        "\n| topology | total s | start-up s | processing s | CPU s | input events "
+        "| events/s | rows | peak RSS MB | Flink s | processing / Flink |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for m in measurements:
+        events = "-" if m.input_events is None else f"{m.input_events:,}"
+        rate = "-" if m.input_events is None else f"{m.input_events / m.processing_s:,.0f}"
+        flink = FLINK_SECONDS.get(m.name)
+        versus = "- | -" if flink is None else f"{flink:.1f} | {m.processing_s / flink:.2f}"
+        print(
+            f"| {m.name} | {m.total_s:.1f} | {m.startup_s:.1f} | {m.processing_s:.1f} "
+            f"| {m.cpu_s:.1f} | {events} | {rate} | {m.rows:,} | {m.peak_rss_mb:.0f} "
+            f"| {versus} |"
+        )
+    compared = [m for m in measurements if m.name in FLINK_SECONDS]
+    if compared:
+        ours = sum(m.processing_s for m in compared)
+        flink = sum(FLINK_SECONDS[m.name] for m in compared)
+        print(
+            f"\nSum over the {len(compared)} tables Flink has figures for: processing "
+            f"{ours:.1f} s, Flink {flink:.1f} s, ratio {ours / flink:.2f}"
+        )
+
+
+def prepare_dataset(args: argparse.Namespace, scratch: Path) -> Path:
+    """The dataset directory: `--dataset` reused when it holds one, else generated."""
+    directory = args.dataset or scratch / "dataset"
+    if (directory / "interactions.jsonl").exists():
+        print(f"reusing the dataset in {directory} (size options ignored)", file=sys.stderr)
+        return directory
+    options = SeedOptions(
+        users=args.users,
+        items=args.items,
+        interactions=args.interactions,
+        reviews=args.reviews,
+        seed=args.seed,
+    )
+    began = time.perf_counter()
+    write_dataset(generate(options), directory)
+    print(f"generate: {time.perf_counter() - began:.1f} s into {directory}", file=sys.stderr)
+    return directory
+
+
+def bench(args: argparse.Namespace, scratch: Path) -> None:
+    dataset = prepare_dataset(args, scratch)
+    broker, registry, postgres = free_ports(3)
+    began = time.perf_counter()
+    stack: LocalStack = up(
+        scratch / "stack", broker_port=broker, registry_port=registry, postgres_port=postgres
+    )
+    print(f"stack up: {time.perf_counter() - began:.1f} s", file=sys.stderr)
+    env = os.environ | stack.env() | {"PYTHONUNBUFFERED": "1"}
+    # The loader and the progress probe read the same environment as the topologies.
+    os.environ.update(env)
+    settings = load_settings()
+
+    began = time.perf_counter()
+    records = dict(DatasetLoader(settings).load(dataset).per_topic)
+    load_s = time.perf_counter() - began
+    topologies = all_topologies()
+    wanted = set(args.only or topologies)
+    order = [topologies[FEEDER], *(t for n, t in topologies.items() if n != FEEDER and n in wanted)]
+    measurements = []
+    for topology in order:
+        print(f"running {topology.name} alone ...", file=sys.stderr)
+        measurement = run_alone(topology, settings, env, scratch / "state", records, args.timeout)
+        print(f"  caught up in {measurement.total_s:.1f} s", file=sys.stderr)
+        measurements.append(measurement)
+        if topology.name == FEEDER:
+            # It publishes one record per row to the topic the others read.
+            records[settings.interactions_topic] = measurement.rows
+
+    print(f"\n## Pipeline benchmark: {dataset}\n")
+    print(f"- load: {sum(records.values()):,} CDC records in {load_s:.1f} s")
+    print(f"- {os.cpu_count()} CPUs; topologies run one at a time")
+    print_table(measurements)
+    if args.all_at_once:
+        print("running all topologies at once ...", file=sys.stderr)
+        run_all_at_once(order, env, scratch / "state-all", args.timeout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        help="reuse the dataset in DIR, or generate it there and keep it if DIR has none",
+    )
+    defaults = SeedOptions(users=1_000, items=500, interactions=100_000, reviews=2_000)
+    for size in ("users", "items", "interactions", "reviews", "seed"):
+        parser.add_argument(f"--{size}", type=int, default=getattr(defaults, size))
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds each run may take to catch up"
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="TOPOLOGY", help=f"time these after {FEEDER} (default: all)"
+    )
+    parser.add_argument("--all-at-once", action="store_true", help="also time `pstreams run --all`")
+    args = parser.parse_args()
+
+    # SIGTERM unwinds like Ctrl-C, so the children and the stack are stopped either way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    scratch = Path(tempfile.mkdtemp(prefix="pstreams-bench-"))
+    try:
+        bench(args, scratch)
+    except BenchError as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        down(scratch / "stack")
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
