@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator
 from processor.local.broker import create_topics
-from processor.local.ports import free_ports
+from processor.local.ports import free_ports, port_in_use
 from processor.progress import wait_until_caught_up
 from processor.settings import Settings
 from processor.topology import all_topologies
@@ -123,3 +123,23 @@ def test_endpoints_of_a_running_topology(
         entries = [json.loads(line) for line in text.splitlines() if line.strip()]
         assert {"time", "level", "logger", "message"} <= set(entries[0])
         assert any("operations endpoints on" in entry["message"] for entry in entries)
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports that are free now."""
+    for base in range(free_ports(1)[0], 65535 - count, count):
+        if not any(port_in_use(port) for port in range(base, base + count)):
+            return base
+    raise AssertionError("no consecutive free ports")
+
+
+@pytest.mark.slow  # six topology processes on a shared 2-core machine: about a minute
+def test_run_all_serves_each_topology_on_its_own_port(stack_env: dict[str, str], pstreams) -> None:
+    names = sorted(all_topologies())
+    base = consecutive_free_ports(len(names))
+    pstreams("run", "--all", env=stack_env | {"OPS_PORT": str(base)})
+    for index, name in enumerate(names):
+        answer = eventually(lambda port=base + index: get(port, "/readyz"))
+        assert answer.status_code == 503, "no input topics yet: alive, not ready"
+        metrics = get(base + index, "/metrics").text
+        assert f'pstreams_assigned_partitions{{topology="{name}"}}' in metrics
