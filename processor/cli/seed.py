@@ -103,6 +103,12 @@ def _register_load(actions: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--partitions", type=int, default=1, help="partitions of input topics created now"
     )
+    parser.add_argument(
+        "--only",
+        choices=("rows", "interactions"),
+        help="rows: source rows only, for a real CDC connector to capture; interactions: only "
+        "the DynamoDB connector's records (default: everything, both connectors emulated)",
+    )
     parser.set_defaults(handler=_load)
 
 
@@ -113,7 +119,7 @@ def _load(args: argparse.Namespace) -> int:
     if not args.directory.is_dir():
         raise SystemExit(f"seed load: {args.directory} is not a directory")
     started = time.perf_counter()
-    counts = DatasetLoader(load_settings(), args.partitions).load(args.directory)
+    counts = DatasetLoader(load_settings(), args.partitions, only=args.only).load(args.directory)
     for topic, count in sorted(counts.per_topic.items()):
         print(f"{count:>9,} records  {topic}")
     print(f"loaded {args.directory} in {time.perf_counter() - started:.1f} s")

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from confluent_kafka import Producer
@@ -30,6 +30,10 @@ from processor.seed import database
 from processor.settings import Settings
 
 SNAPSHOT_ORDER = ("categories", "users", "items", "reviews")
+
+LoadPart = Literal["rows", "interactions"]
+"""`rows`: source rows only, for a real CDC connector to capture (deploy/compose.yaml);
+`interactions`: only the DynamoDB connector's records. Neither: everything, emulated."""
 
 
 @dataclass
@@ -67,8 +71,12 @@ class DatasetLoader:
         partitions: int = 1,
         postgres_shape: PostgresShape = "after-state",
         dynamodb_shape: DynamoDbShape = "document",
+        only: LoadPart | None = None,
     ) -> None:
         self._settings = settings
+        self._rows = only != "interactions"
+        self._postgres_records = only is None
+        self._interactions = only != "rows"
         registry = SchemaRegistry(settings)
         self._postgres_cdc = PostgresCdcEmulator(registry, settings.pg_topic_prefix, postgres_shape)
         self._dynamodb_cdc = DynamoDbCdcEmulator(registry, settings.dynamodb_topic, dynamodb_shape)
@@ -76,14 +84,15 @@ class DatasetLoader:
         self._producer = Producer(settings.producer_config)
         self.counts = LoadCounts()
         self._delivery_errors: list[str] = []
-        with self._engine.begin() as connection:
-            connection.execute(sa.schema.CreateSchema(database.SCHEMA, if_not_exists=True))
-            database.metadata.create_all(connection)
-        create_topics(
-            settings.kafka_config,
-            [settings.pg_topic(table) for table in database.TABLES] + [settings.dynamodb_topic],
-            partitions,
+        if self._rows:
+            with self._engine.begin() as connection:
+                connection.execute(sa.schema.CreateSchema(database.SCHEMA, if_not_exists=True))
+                database.metadata.create_all(connection)
+        topics = [settings.pg_topic(table) for table in database.TABLES]
+        topics = (topics if self._postgres_records else []) + (
+            [settings.dynamodb_topic] if self._interactions else []
         )
+        create_topics(settings.kafka_config, topics, partitions)
 
     def load(self, directory: Path, on_record: Callable[[], None] = lambda: None) -> LoadCounts:
         for table in SNAPSHOT_ORDER:
@@ -125,23 +134,27 @@ class DatasetLoader:
             index_elements=keys,
             set_={name: statement.excluded[name] for name in values if name not in keys},
         )
-        with self._engine.begin() as connection:
-            connection.execute(statement)
-        self._produce(
-            self._settings.pg_topic(table_name), *self._postgres_cdc.upsert(table_name, row)
-        )
+        if self._rows:
+            with self._engine.begin() as connection:
+                connection.execute(statement)
+        if self._postgres_records:
+            self._produce(
+                self._settings.pg_topic(table_name), *self._postgres_cdc.upsert(table_name, row)
+            )
 
     def delete(self, table_name: str, row: dict[str, Any]) -> None:
         table = database.TABLES[table_name]
         key = database.key_of(table, database.typed_row(table, row))
         condition = sa.and_(*(table.c[name] == value for name, value in key.items()))
-        with self._engine.begin() as connection:
-            connection.execute(table.delete().where(condition))
-        for record in self._postgres_cdc.delete(table_name, key):
+        if self._rows:
+            with self._engine.begin() as connection:
+                connection.execute(table.delete().where(condition))
+        for record in self._postgres_cdc.delete(table_name, key) if self._postgres_records else ():
             self._produce(self._settings.pg_topic(table_name), *record)
 
     def interaction(self, item: dict[str, Any]) -> None:
-        self._produce(self._settings.dynamodb_topic, *self._dynamodb_cdc.insert(item))
+        if self._interactions:
+            self._produce(self._settings.dynamodb_topic, *self._dynamodb_cdc.insert(item))
 
     def _delivered(self, error: object, message: object) -> None:
         if error is not None:
