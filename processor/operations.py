@@ -30,10 +30,11 @@ SINK_CONNECT_TIMEOUT_S = 3
 
 def postgres_check(url: str) -> Callable[[], str | None]:
     """A check that PostgreSQL answers at `url`: None when it does, else the reason."""
+    libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     def check() -> str | None:
         try:
-            with psycopg.connect(url, connect_timeout=SINK_CONNECT_TIMEOUT_S) as connection:
+            with psycopg.connect(libpq_url, connect_timeout=SINK_CONNECT_TIMEOUT_S) as connection:
                 connection.execute("SELECT 1")
         except psycopg.Error as error:
             return f"{type(error).__name__}: {str(error).strip()}"

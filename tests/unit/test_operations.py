@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.cli.run import child_ops_port
+from processor.local.ports import free_ports
 from processor.logs import JsonFormatter, RedactSecrets, secret_values
 from processor.metrics import KafkaStatistics
-from processor.operations import OperationsServer, Probes
-from processor.settings import Settings
+from processor.operations import OperationsServer, Probes, postgres_check
+from processor.settings import Settings, load_settings
 
 
 def consumer_report(partitions: dict[str, dict[int, dict]], state: str = "steady") -> str:
@@ -200,8 +201,14 @@ def test_secrets_never_reach_a_log_line(monkeypatch: pytest.MonkeyPatch) -> None
 def test_operations_settings_are_validated(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
-    from processor.settings import load_settings
-
     monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit, match=name):
         load_settings()
+
+
+def test_postgres_check_names_the_problem_and_takes_sqlalchemy_urls() -> None:
+    (port,) = free_ports(1)
+    for scheme in ("postgresql", "postgresql+psycopg"):
+        problem = postgres_check(f"{scheme}://u:pw@127.0.0.1:{port}/db")()
+        assert problem is not None and problem.startswith("OperationalError: ")
+        assert ":pw@" not in problem
