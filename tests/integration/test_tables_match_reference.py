@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from processor.avro import SchemaRegistry
-from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
-from processor.seed.load import DatasetLoader
 from processor.settings import Settings
 from processor.topology import all_topologies
 from tests.integration.support import read_topic
@@ -60,12 +58,12 @@ def windows_as_read(settings: Settings, partitions: int) -> WindowedResult:
 def run_and_compare(
     settings: Settings, pstreams, dataset: Path, partitions: int, in_event_time_order: bool
 ) -> None:
-    DatasetLoader(settings, partitions).load(dataset)
+    """As an operator would: `pstreams seed load`, `pstreams run --all`, `pstreams wait`."""
+    assert pstreams("seed", "load", str(dataset), "--partitions", str(partitions)).wait() == 0
     supervisor = pstreams("run", "--all")
-    topologies = all_topologies()
-    lags = wait_until_caught_up(settings, list(topologies.values()), timeout=300)
-    assert not lags, [str(lag) for lag in lags]
+    assert pstreams("wait", "--timeout", "300").wait() == 0
     assert supervisor.poll() is None
+    topologies = all_topologies()
     expected = derived_tables(SourceState.from_directory(dataset))
     actual = read_tables(settings.sqlalchemy_url, settings.postgres_schema)
     built = {name: expected[name] for name in topologies}
