@@ -18,12 +18,15 @@ broker that shows aborted transactions) changes nothing:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from quixstreams import message_context
 from quixstreams.dataframe import StreamingDataFrame
 
+from processor.changes import TableChange
 from processor.pipeline import Pipeline
 
 
@@ -34,6 +37,23 @@ class PairCount:
     a: str
     b: str
     count: int
+
+
+def pair_rows(table: sa.Table) -> Callable[[list[PairCount]], list[TableChange]]:
+    """The table changes of changed pair counts, for a table whose columns are the pair's
+    first and second member and its count, in that order; a zero count deletes the row."""
+    first, second, count = (column.name for column in table.columns)
+
+    def rows(changed: list[PairCount]) -> list[TableChange]:
+        return [
+            TableChange(
+                (pair.a, pair.b),
+                {first: pair.a, second: pair.b, count: pair.count} if pair.count else None,
+            )
+            for pair in changed
+        ]
+
+    return rows
 
 
 def pair_counts(pipeline: Pipeline, events: StreamingDataFrame, name: str) -> StreamingDataFrame:

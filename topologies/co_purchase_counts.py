@@ -10,9 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from quixstreams.dataframe import StreamingDataFrame
 
-from processor.changes import TableChange
 from processor.interactions import Interaction, interactions
-from processor.pairs import PairCount, pair_counts
+from processor.pairs import pair_counts, pair_rows
 from processor.pipeline import Pipeline
 from processor.topology import Topology
 
@@ -29,22 +28,10 @@ def counted(purchase: Interaction) -> bool:
     return purchase.is_purchase and purchase.user_id is not None and purchase.item_id is not None
 
 
-def rows(changed: list[PairCount]) -> list[TableChange]:
-    return [
-        TableChange(
-            (pair.a, pair.b),
-            {"item_id_A": pair.a, "item_id_B": pair.b, "co_purchase_count": pair.count}
-            if pair.count
-            else None,
-        )
-        for pair in changed
-    ]
-
-
 def build(pipeline: Pipeline) -> StreamingDataFrame:
     purchases = interactions(pipeline).filter(counted)
     user_item = purchases.apply(lambda purchase: (purchase.user_id, purchase.item_id))
-    return pair_counts(pipeline, user_item, "co_purchase").apply(rows)
+    return pair_counts(pipeline, user_item, "co_purchase").apply(pair_rows(TABLE))
 
 
 TOPOLOGY = Topology(

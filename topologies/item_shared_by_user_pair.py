@@ -11,9 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from quixstreams.dataframe import StreamingDataFrame
 
-from processor.changes import TableChange
 from processor.interactions import Interaction, interactions
-from processor.pairs import PairCount, pair_counts
+from processor.pairs import pair_counts, pair_rows
 from processor.pipeline import Pipeline
 from processor.topology import Topology
 
@@ -30,21 +29,9 @@ def counted(interaction: Interaction) -> bool:
     return interaction.user_id is not None and interaction.item_id is not None
 
 
-def rows(changed: list[PairCount]) -> list[TableChange]:
-    return [
-        TableChange(
-            (pair.a, pair.b),
-            {"user_A": pair.a, "user_B": pair.b, "shared_item_count": pair.count}
-            if pair.count
-            else None,
-        )
-        for pair in changed
-    ]
-
-
 def build(pipeline: Pipeline) -> StreamingDataFrame:
     item_user = interactions(pipeline).filter(counted).apply(lambda i: (i.item_id, i.user_id))
-    return pair_counts(pipeline, item_user, "item_shared").apply(rows)
+    return pair_counts(pipeline, item_user, "item_shared").apply(pair_rows(TABLE))
 
 
 TOPOLOGY = Topology(
