@@ -154,7 +154,12 @@ def _lags(
 ) -> list[Lag]:
     group = settings.consumer_group(topology.name)
     internal = [t for t in topology.inputs(settings) if t == settings.interactions_topic]
-    internal += probe.topics_with_prefix(f"repartition__{group}--")
+    internal += repartition_topics(probe, settings, topology)
     ends = {tp: end for tp, end in external_ends.items() if tp[0] in topology.inputs(settings)}
     ends |= probe.ends(probe.partitions(internal))
     return probe.lags(group, ends)
+
+
+def repartition_topics(probe: ProgressProbe, settings: Settings, topology: Topology) -> list[str]:
+    """The repartition topics a topology reads besides its inputs (named after its group)."""
+    return probe.topics_with_prefix(f"repartition__{settings.consumer_group(topology.name)}--")

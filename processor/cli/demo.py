@@ -10,10 +10,12 @@ with psql; `pstreams local down --root .local/demo` removes it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -36,10 +39,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from processor.topology import all_topologies
+from processor.topology import Topology, all_topologies
 
 if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
+
     from processor.local.stack import LocalStack
+    from processor.progress import ProgressProbe
     from processor.settings import Settings
 
 DEMO_ROOT = Path(".local/demo")
@@ -105,11 +111,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 class _Rate(ProgressColumn):
-    """Records per second of a task, once there is something to measure."""
+    """Average records per second since the task began."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+        rate = task.completed / task.elapsed if task.elapsed and task.completed else None
+        return Text(f"{rate:,.0f}/s" if rate else "", style="progress.data.speed")
 
 
 def _progress(console: Console) -> Progress:
@@ -133,7 +139,9 @@ def _demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         stack = _start_stack(console)
-        env = os.environ | stack.env()
+        # Operations endpoints on ports the OS picks, unless asked: a demo must not fail
+        # because something else on the machine listens on 8080.
+        env = os.environ | stack.env() | {"OPS_PORT": os.environ.get("OPS_PORT", "0")}
         os.environ.update(env)
         log = stack.logs_dir / "topologies.log"
         with _topologies_running(env, log) as supervisor:
@@ -141,8 +149,7 @@ def _demo(args: argparse.Namespace) -> int:
 
             settings = load_settings()
             dataset = args.dataset or _generate(console)
-            _load(console, settings, dataset)
-            _process(console, settings, supervisor, log)
+            _load_and_process(console, settings, dataset, supervisor, log)
     except DemoFailed as error:
         console.print(f"[bold red]demo failed:[/bold red] {error}")
         return 1
@@ -213,66 +220,125 @@ def _generate(console: Console) -> Path:
     return directory
 
 
-def _load(console: Console, settings: Settings, dataset: Path) -> None:
+def _load_and_process(
+    console: Console, settings: Settings, dataset: Path, supervisor: subprocess.Popen, log: Path
+) -> None:
+    """Load the dataset while the topologies process it; return once they caught up.
+
+    One bar for the dataset lines loaded, one per topology for the input offsets its
+    consumer group has committed (its sink flushed) out of those present: the totals of
+    topologies reading the interactions topic grow while interaction_data writes it.
+    Rates are averages since the load began.
+    """
+    from processor.progress import wait_until_caught_up
     from processor.seed.load import DatasetLoader
 
     if not dataset.is_dir():
         raise DemoFailed(f"{dataset} is not a dataset directory")
-    total = sum(1 for path in dataset.glob("*.jsonl") for line in path.open() if line.strip())
-    console.print("loading: source rows into PostgreSQL, CDC records into the topics")
-    try:
-        loader = DatasetLoader(settings)
-        with _progress(console) as progress:
-            task = progress.add_task("dataset lines loaded", total=total)
-            counts = loader.load(dataset, lambda: progress.advance(task))
-    except Exception as error:  # the loader talks to three servers; any can fail
-        raise DemoFailed(f"loading {dataset} failed: {type(error).__name__}: {error}") from error
-    console.print(
-        f"[green]✓[/green] {sum(counts.per_topic.values()):,} CDC records in "
-        f"{len(counts.per_topic)} topics"
-    )
-
-
-def _process(console: Console, settings: Settings, supervisor: subprocess.Popen, log: Path) -> None:
-    """Progress per topology: input offsets committed out of those that exist.
-
-    The totals of the topologies that read the interactions topic grow while
-    interaction_data writes it.
-    """
-    from processor.progress import wait_until_caught_up
-
+    lines = sum(1 for path in dataset.glob("*.jsonl") for line in path.open() if line.strip())
     topologies = all_topologies()
     console.print(
-        f"processing: {len(topologies)} topologies, each its own process "
-        "(input offsets committed / present)"
+        f"loading {dataset}: source rows into PostgreSQL, CDC records into the topics; "
+        f"{len(topologies)} topologies (a process each) process them as they arrive"
     )
-    deadline = time.monotonic() + PROCESSING_TIMEOUT_S
     with _progress(console) as progress:
-        tasks = {name: progress.add_task(name, total=None) for name in topologies}
-        peaks = dict.fromkeys(topologies, 0)
-        while True:
-            lags = wait_until_caught_up(settings, list(topologies.values()), timeout=0)
-            left = dict.fromkeys(topologies, 0)
-            for lag in lags:
-                name = lag.group.removeprefix(settings.consumer_group_prefix)
-                left[name] += lag.end - max(lag.committed, 0)
-            for name, task in tasks.items():
-                peaks[name] = max(peaks[name], left[name])
-                progress.update(task, total=peaks[name], completed=peaks[name] - left[name])
-            if not lags:
-                break
-            if supervisor.poll() is not None:
+        load_task = progress.add_task("dataset lines loaded", total=lines)
+        watcher = _Watcher(settings, topologies, progress)
+        watcher.start()
+        try:
+            try:
+                counts = DatasetLoader(settings).load(dataset, lambda: progress.advance(load_task))
+                progress.stop_task(load_task)
+            except Exception as error:  # the loader talks to three servers; any can fail
                 raise DemoFailed(
-                    f"pstreams run --all exited with {supervisor.returncode}; see {log}"
-                )
-            if time.monotonic() > deadline:
-                behind = "\n".join(f"  {lag}" for lag in lags)
-                raise DemoFailed(
-                    f"the topologies did not catch up within {PROCESSING_TIMEOUT_S:.0f} s:\n"
-                    f"{behind}\nsee {log}"
-                )
-            time.sleep(0.5)
-    console.print("[green]✓[/green] every topology has processed its input and flushed it")
+                    f"loading {dataset} failed: {type(error).__name__}: {error}"
+                ) from error
+            deadline = time.monotonic() + PROCESSING_TIMEOUT_S
+            while lags := wait_until_caught_up(settings, list(topologies.values()), timeout=0):
+                if supervisor.poll() is not None:
+                    raise DemoFailed(
+                        f"pstreams run --all exited with {supervisor.returncode}; see {log}"
+                    )
+                if time.monotonic() > deadline:
+                    behind = "\n".join(f"  {lag}" for lag in lags)
+                    raise DemoFailed(
+                        f"the topologies did not catch up within {PROCESSING_TIMEOUT_S:.0f} s:"
+                        f"\n{behind}\nsee {log}"
+                    )
+                time.sleep(0.5)
+            watcher.stop(caught_up=True)
+        finally:
+            watcher.stop()
+    console.print(
+        f"[green]✓[/green] {sum(counts.per_topic.values()):,} CDC records in "
+        f"{len(counts.per_topic)} topics, all processed and in PostgreSQL"
+    )
+
+
+class _Watcher(threading.Thread):
+    """Updates one bar per topology from its group's committed offsets, every second.
+
+    Display only (`wait_until_caught_up` decides when processing is done), so it reads
+    the offsets cheaply: one admin request per group, partition ends from one consumer.
+    """
+
+    def __init__(
+        self, settings: Settings, topologies: dict[str, Topology], progress: Progress
+    ) -> None:
+        super().__init__(name="demo-progress", daemon=True)
+        self._settings = settings
+        self._topologies = topologies
+        self._progress = progress
+        self._tasks = {name: progress.add_task(name, total=None) for name in topologies}
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        from processor.progress import ProgressProbe
+
+        probe = ProgressProbe(self._settings)
+        admin = AdminClient(self._settings.kafka_config)
+        try:
+            while not self._stopping.wait(1.0):
+                with contextlib.suppress(KafkaException):  # a slow answer: next round
+                    self._update(probe, admin)
+        finally:
+            probe.close()
+
+    def stop(self, *, caught_up: bool = False) -> None:
+        """Stop updating; `caught_up` fills the bars (what is left are commit markers)."""
+        if not self.is_alive():
+            return
+        self._stopping.set()
+        self.join()
+        for task in self._progress.tasks:
+            if task.id in self._tasks.values():
+                if caught_up:
+                    self._progress.update(task.id, completed=task.total or 0)
+                self._progress.stop_task(task.id)
+
+    def _update(self, probe: ProgressProbe, admin: AdminClient) -> None:
+        from confluent_kafka import ConsumerGroupTopicPartitions
+
+        from processor.progress import repartition_topics
+
+        for name, topology in self._topologies.items():
+            topics = [*topology.inputs(self._settings)]
+            topics += repartition_topics(probe, self._settings, topology)
+            partitions = probe.partitions(topics)
+            if not partitions:  # its inputs do not exist yet
+                continue
+            ends = probe.ends(partitions)
+            request = ConsumerGroupTopicPartitions(self._settings.consumer_group(name), partitions)
+            future = admin.list_consumer_group_offsets([request])[request.group_id]
+            committed = {
+                (tp.topic, tp.partition): max(tp.offset, 0)
+                for tp in future.result(timeout=10).topic_partitions
+            }
+            present = sum(ends.values())
+            done = sum(min(committed.get(tp, 0), end) for tp, end in ends.items())
+            self._progress.update(self._tasks[name], total=present or None, completed=done)
 
 
 def _show_tables(console: Console, url: str, schema: str, rows: int) -> None:
