@@ -43,7 +43,11 @@ def entry_point_works(runtime: Stage, python: Path, env: dict[str, str], cwd: Pa
         result = run(as_image_user(runtime, [str(python), "-c", main, *args]), env=env, cwd=cwd)
         assert result.returncode == 0, result.stderr
     assert all(name in result.stdout for name in all_topologies()), result.stdout
-    listing = "from processor.topology import all_topologies; print(*all_topologies())"
+    # Every topology importable, and the Avro schemas shipped beside the code.
+    listing = (
+        "from processor.avro import load_schema; load_schema('tables/interaction_data'); "
+        "from processor.topology import all_topologies; print(*all_topologies())"
+    )
     result = run(as_image_user(runtime, [str(python), "-c", listing]), env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == sorted(all_topologies())
