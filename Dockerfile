@@ -26,13 +26,13 @@ ENV PATH="${VENV}/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     STATE_DIR=/var/lib/pstreams \
-    OPS_PORT=8080 \
+    OPS_PORT=9400 \
     LOG_FORMAT=json
 WORKDIR /var/lib/pstreams
 USER 10001:10001
 # RocksDB state of the topology; restored from its changelog topics when empty.
 VOLUME ["/var/lib/pstreams"]
-EXPOSE 8080
+EXPOSE 9400
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['OPS_PORT'], timeout=4)"]
 ENTRYPOINT ["pstreams"]

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # /healthz, /readyz, /metrics. 0 lets the OS pick a free port (logged at start).
     ops_host: str = Field("0.0.0.0", min_length=1)
-    ops_port: int = Field(8080, ge=0, le=65535)
+    ops_port: int = Field(9400, ge=0, le=65535)
 
     @field_validator("postgres_url")
     @classmethod

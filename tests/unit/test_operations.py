@@ -161,7 +161,7 @@ def test_a_taken_port_fails_naming_the_variable() -> None:
 
 
 def test_run_all_gives_each_child_its_own_port() -> None:
-    assert [child_ops_port(8080, i) for i in range(3)] == [8080, 8081, 8082]
+    assert [child_ops_port(9400, i) for i in range(3)] == [9400, 9401, 9402]
     assert [child_ops_port(0, i) for i in range(3)] == [0, 0, 0]
 
 
