@@ -20,8 +20,10 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -37,6 +39,8 @@ from tests.integration.test_tables_match_reference import WINDOWED, windows_as_r
 pytestmark = pytest.mark.integration
 
 SEED = int(os.environ.get("PSTREAMS_CRASH_SEED", "20261201"))
+# First words of the statements of a sink's flush, after which a kill is mid-checkpoint.
+WRITES = (["INSERT"], ["DELETE"], ["COMMIT"])
 
 
 @dataclass(frozen=True)
@@ -86,24 +90,55 @@ def kill_plan(rng: random.Random, topologies: list[str], records: int, kills: in
     ]
 
 
-def wait_for_sink_write(settings: Settings, table: str, timeout: float) -> bool:
-    """Wait until a connection is in a write transaction on `table`, as the PostgreSQL
-    sink is while it flushes a checkpoint (pg_stat_activity shows its statement)."""
+def postgres_backends(settings: Settings, process: int) -> list[int]:
+    """The PostgreSQL backends serving `process` (its sink's connection), matched by the
+    client ports of the process's TCP sockets to the PostgreSQL port (Linux /proc)."""
+    server_port = urlsplit(settings.postgres_url).port
+    try:
+        sockets = {os.readlink(fd) for fd in Path(f"/proc/{process}/fd").iterdir()}
+        ports = []
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/{process}/net/{table}").read_text().splitlines()[1:]:
+                local, remote, inode = (line.split()[i] for i in (1, 2, 9))
+                if f"socket:[{inode}]" in sockets and int(remote[-4:], 16) == server_port:
+                    ports.append(int(local[-4:], 16))
+    except OSError:  # the process is gone
+        return []
+    with psycopg.connect(settings.postgres_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", (ports,)
+        )
+        return [pid for (pid,) in rows]
+
+
+def wait_for_sink_write(settings: Settings, process: int, timeout: float) -> bool:
+    """Wait until `process`'s sink writes: one of its PostgreSQL backends runs a statement
+    other than the pool's ping, or commits, after the call (pg_stat_activity)."""
     deadline = time.monotonic() + timeout
+    seen: dict[int, datetime] = {}
+    backends: list[int] = []
     with psycopg.connect(settings.postgres_url, autocommit=True) as connection:
         while time.monotonic() < deadline:
-            writing = connection.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
-                " AND backend_xid IS NOT NULL AND query LIKE %s",
-                (f"%{settings.postgres_schema}.{table}%",),
-            ).fetchone()
-            if writing:
-                return True
+            if not backends:  # not connected yet
+                backends = postgres_backends(settings, process)
+                time.sleep(0.1)
+                continue
+            rows = connection.execute(
+                "SELECT pid, state_change, query FROM pg_stat_activity WHERE pid = ANY(%s)",
+                (backends,),
+            )
+            for pid, changed, query in rows:
+                if seen.setdefault(pid, changed) != changed and query.split()[:1] in WRITES:
+                    return True
+            time.sleep(0.001)
     return False
 
 
 class Processes(Protocol):
     """The running topologies, as the test kills and brings them back."""
+
+    def pid(self, topology: str) -> int:
+        """The process id of the topology's running process."""
 
     def kill(self, topology: str) -> None:
         """SIGKILL the topology's process; returns once it is dead."""
@@ -119,8 +154,13 @@ class Supervised:
         self.supervisor = pstreams("run", "--all")
         self._killed: dict[str, int] = {}
 
-    def kill(self, topology: str) -> None:
+    def pid(self, topology: str) -> int:
         pid = supervised_child(self.supervisor.pid, topology)
+        assert pid is not None, f"{topology} is not running under the supervisor"
+        return pid
+
+    def kill(self, topology: str) -> None:
+        pid = self.pid(topology)
         os.kill(pid, signal.SIGKILL)
         self._killed[topology] = pid
         # The supervisor reaps it within 0.5 s and waits at least 1 s before a restart.
@@ -141,6 +181,9 @@ class Separate:
     def __init__(self, pstreams: Callable, topologies: list[str]) -> None:
         self._pstreams = pstreams
         self._processes = {name: pstreams("run", name) for name in topologies}
+
+    def pid(self, topology: str) -> int:
+        return self._processes[topology].pid
 
     def kill(self, topology: str) -> None:
         process = self._processes[topology]
@@ -171,10 +214,10 @@ def crash_while_loading(
     def execute(kill: Kill) -> None:
         time.sleep(kill.pause_s)
         if kill.at_flush_s is not None:
-            if wait_for_sink_write(settings, kill.topology, timeout=10):
+            if wait_for_sink_write(settings, running.pid(kill.topology), timeout=10):
                 time.sleep(kill.at_flush_s)
             else:
-                done.append("(no sink write seen within 10 s)")
+                done.append(f"(no sink write of {kill.topology} within 10 s:)")
         running.kill(kill.topology)
         if kill.wipe_state:
             shutil.rmtree(settings.state_dir / kill.topology, ignore_errors=True)
