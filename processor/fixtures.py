@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
@@ -212,7 +219,6 @@ def record(
     *,
     max_records: int | None = None,
     from_beginning: bool = False,
-    on_record: Callable[[str], None] = lambda topic: None,
 ) -> Fixture:
     """Read `topics` into a fixture, with the writer schemas their records reference.
 
@@ -233,7 +239,7 @@ def record(
     try:
         partitions = _partition_counts(consumer, topics)
         reader = _Reader(consumer, partitions, max_records, from_beginning)
-        records = reader.read(on_record)
+        records = reader.read()
     finally:
         consumer.close()
     schemas, unknown = fetch_schemas(
@@ -278,22 +284,17 @@ class _Reader:
                     assignment.append(TopicPartition(topic, partition, start))
         consumer.incremental_assign(assignment)
 
-    def read(self, on_record: Callable[[str], None]) -> dict[str, list[RecordedMessage]]:
+    def read(self) -> dict[str, list[RecordedMessage]]:
         try:
-            while self._ends and not self._all_full():
+            while self._ends:
                 message = self._consumer.poll(1.0)
                 if message is not None:
-                    self._take(message, on_record)
+                    self._take(message)
         except KeyboardInterrupt:
             pass  # a live recording ends here; what was read is kept
         return self.records
 
-    def _all_full(self) -> bool:
-        return self._max is not None and all(
-            len(records) >= self._max for records in self.records.values()
-        )
-
-    def _take(self, message: Message, on_record: Callable[[str], None]) -> None:
+    def _take(self, message: Message) -> None:
         coordinates = (message.topic(), message.partition())
         if coordinates not in self._ends:
             return
@@ -309,20 +310,21 @@ class _Reader:
         if end is not None and message.offset() >= end:
             self._done(coordinates)
             return
-        if self._max is None or len(topic_records) < self._max:
-            timestamp_type, timestamp = message.timestamp()
-            topic_records.append(
-                RecordedMessage(
-                    message.partition(),
-                    message.offset(),
-                    timestamp if timestamp_type != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
-                    message.key(),
-                    message.value(),
-                    list(message.headers() or []),
-                )
+        timestamp_type, timestamp = message.timestamp()
+        topic_records.append(
+            RecordedMessage(
+                message.partition(),
+                message.offset(),
+                timestamp if timestamp_type != TIMESTAMP_NOT_AVAILABLE else None,
+                message.key(),
+                message.value(),
+                list(message.headers() or []),
             )
-            on_record(coordinates[0])
-        if end is not None and message.offset() >= end - 1:
+        )
+        if self._max is not None and len(topic_records) >= self._max:
+            for other in [c for c in self._ends if c[0] == coordinates[0]]:
+                self._done(other)
+        elif end is not None and message.offset() >= end - 1:
             self._done(coordinates)
 
     def _done(self, coordinates: tuple[str, int]) -> None:
@@ -361,7 +363,6 @@ def replay(
     settings: Settings,
     fixture: Fixture,
     rename: Mapping[str, str] | None = None,
-    on_record: Callable[[str], None] = lambda topic: None,
 ) -> dict[str, int]:
     """Produce `fixture` into the configured broker; returns the records per target topic.
 
@@ -397,7 +398,6 @@ def replay(
                 producer.poll(0.1)
         producer.poll(0)
         counts[target] += 1
-        on_record(target)
     if producer.flush(60) or failures:
         raise FixtureError(f"records not delivered: {failures[:1] or 'flush timed out'}")
     return counts

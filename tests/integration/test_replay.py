@@ -12,9 +12,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from processor.fixtures import Fixture, RecordedMessage, record
 from processor.local.broker import create_topics
@@ -131,3 +134,27 @@ def test_record_then_replay_into_a_fresh_stack(
 def outline(message: RecordedMessage) -> tuple:
     size = None if message.value is None else len(message.value)
     return message.partition, message.offset, message.timestamp_ms, size
+
+
+def test_a_live_recording_takes_what_arrives_until_max(settings: Settings) -> None:
+    topic = settings.dynamodb_topic
+    create_topics(settings.kafka_config, [topic], partitions=2)
+    producer = Producer(settings.producer_config)
+    producer.produce(topic, key=b"before", value=b"old", partition=0)
+    assert producer.flush(30) == 0
+    recording = ThreadPoolExecutor(1).submit(record, settings, [topic], max_records=3)
+    produced = []
+    while not recording.done() and len(produced) < 120:  # until it has its 3
+        value = b"%d" % len(produced)
+        producer.produce(topic, value=value, partition=len(produced) % 2, headers=[("h", None)])
+        producer.flush(30)
+        produced.append(value)
+        time.sleep(0.5)
+
+    fixture = recording.result(timeout=30)
+
+    values = [message.value for message in fixture.records[topic]]
+    assert len(values) == 3 and set(values) <= set(produced)  # not the record from before
+    assert all(m.headers == [("h", None)] for m in fixture.records[topic])
+    assert fixture.partitions == {topic: 2}
+    assert fixture.schemas == {}
