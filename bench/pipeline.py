@@ -14,6 +14,7 @@ shared machine is for reading, not for failing builds. Results: docs/performance
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -315,6 +316,11 @@ def bench(args: argparse.Namespace, scratch: Path) -> None:
     )
     print(f"stack up: {time.perf_counter() - began:.1f} s", file=sys.stderr)
     env = os.environ | stack.env() | {"PYTHONUNBUFFERED": "1"}
+    # The local broker takes one record per produce request (processor/local/broker.py):
+    # on a loaded machine a checkpoint's records can wait longer than librdkafka's default
+    # transaction timeout (60 s), which fails the run instead of slowing it.
+    producer = json.loads(env["KAFKA_PRODUCER_CONFIG"]) | {"transaction.timeout.ms": 300_000}
+    env["KAFKA_PRODUCER_CONFIG"] = json.dumps(producer)
     # The loader and the progress probe read the same environment as the topologies.
     os.environ.update(env)
     settings = load_settings()
