@@ -21,7 +21,9 @@ on any difference, including a table the pipeline does not produce.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -48,20 +50,42 @@ from tests.reference.model import SourceState, derived_tables, simulate_purchase
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "seed" / "demo"
 WINDOWED = "purchase_windowed_counts"
-# The generated dataset of `make parity`: interactions shuffled as a DynamoDB snapshot
-# delivers them, popular users and items, purchase bursts (so windows have rows) and
-# updates and deletes in every source table. Small enough for Flink's pair self-joins.
-GENERATED = SeedOptions(
-    users=60,
-    items=25,
-    interactions=3000,
-    reviews=150,
-    seed=11,
-    order="shuffled",
-    skew=1.0,
-    bursts=20,
-    changes=120,
-)
+# The generated datasets of `make parity`: name -> (options, the largest arrival delay in
+# seconds). Both have popular users and items, purchase bursts (so windows have rows) and
+# updates and deletes in every source table; sizes suit Flink's pair self-joins.
+# "shuffled-skewed" delivers the interactions in random order, as a DynamoDB snapshot
+# does (almost every purchase is late); "delayed-bursts" delivers each interaction up to
+# three hours after its event time, so only some purchases miss their window.
+GENERATED: dict[str, tuple[SeedOptions, int]] = {
+    "shuffled-skewed": (
+        SeedOptions(
+            users=60,
+            items=25,
+            interactions=3000,
+            reviews=150,
+            seed=11,
+            order="shuffled",
+            skew=1.0,
+            bursts=20,
+            changes=120,
+        ),
+        0,
+    ),
+    "delayed-bursts": (
+        SeedOptions(
+            users=60,
+            items=25,
+            interactions=3000,
+            reviews=150,
+            seed=12,
+            order="event-time",
+            skew=1.0,
+            bursts=40,
+            changes=120,
+        ),
+        3 * 3600,
+    ),
+}
 CATCH_UP_TIMEOUT_S = 600
 
 
@@ -109,14 +133,14 @@ def fresh_stack() -> Iterator[LocalStack]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def pipeline_tables(dataset: Path, partitions: int, log: Path) -> dict[str, list[tuple]]:
+def pipeline_tables(dataset: Path, log: Path) -> dict[str, list[tuple]]:
     """The tables our topologies produce from the dataset, read back from PostgreSQL."""
     with fresh_stack() as stack:
         # Operations endpoints on ports the OS picks: other stacks may run beside this one.
         os.environ.update(stack.env() | {"OPS_PORT": "0"})
         env = dict(os.environ)
         settings = load_settings()
-        DatasetLoader(settings, partitions).load(dataset)
+        DatasetLoader(settings).load(dataset)
         with log.open("w") as output:
             supervisor = subprocess.Popen(
                 [sys.executable, "-m", "processor", "run", "--all"],
@@ -152,19 +176,18 @@ def closed_before_end(rows: list[tuple], state: SourceState) -> list[tuple]:
     return [row for row in rows if row[end] <= watermark]
 
 
-def compare_dataset(
-    dataset: Path, out: Path, flink_python: Path, partitions: int
-) -> list[Comparison]:
+def compare_dataset(dataset: Path, out: Path, flink_python: Path) -> list[Comparison]:
     """Every table of one dataset, compared three ways."""
     state = SourceState.from_directory(dataset)
     model: dict[str, Any] = derived_tables(state)
     flink = flink_tables(dataset, out / "flink", flink_python)
-    ours = pipeline_tables(dataset, partitions, out / "pipeline.log")
+    ours = pipeline_tables(dataset, out / "pipeline.log")
     produced = all_topologies()
 
-    # Table 6 depends on arrival order: Flink's late rows are judged on the file order
-    # and its bounded input closes every window; the pipeline (one partition) reads the
-    # same order but keeps the last windows open.
+    # Table 6 depends on arrival order: Flink judges late rows in file order and its
+    # bounded input closes every window; the pipeline, one partition per topic (multiple
+    # partitions merge watermarks, docs/windows.md), reads the same order but keeps its
+    # last windows open.
     flink_model = dict(model)
     flink_model[WINDOWED] = simulate_purchase_windows(state, 0, end_of_input=True).rows
     ours_model = dict(model)
@@ -211,11 +234,27 @@ def report(dataset: Path, comparisons: list[Comparison]) -> None:
                 print("\n".join(f"   {line}" for line in lines))
 
 
+def delayed(interactions: list[dict], max_delay_s: int, seed: int) -> list[dict]:
+    """The interactions in the order they arrive when each is delayed by a random 0 to
+    `max_delay_s` seconds after its event time: bounded, local disorder."""
+    rng = random.Random(seed)
+    arrival = {
+        id(item): int(item["timestamp"]["S"]) + rng.uniform(0, max_delay_s) for item in interactions
+    }
+    return sorted(interactions, key=lambda item: arrival[id(item)])
+
+
 def shipped_datasets(out: Path) -> list[Path]:
-    """`seed/demo` and the generated dataset (written under `out`)."""
-    generated = out / "datasets" / "shuffled-skewed"
-    write_dataset(generate(GENERATED), generated)
-    return [DEMO, generated]
+    """`seed/demo` and the generated datasets (written under `out`)."""
+    paths = [DEMO]
+    for name, (options, max_delay_s) in GENERATED.items():
+        dataset = generate(options)
+        if max_delay_s:
+            interactions = delayed(dataset.interactions, max_delay_s, options.seed)
+            dataset = dataclasses.replace(dataset, interactions=interactions)
+        write_dataset(dataset, out / "datasets" / name)
+        paths.append(out / "datasets" / name)
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,7 +266,6 @@ def main(argv: list[str] | None = None) -> int:
         "--flink-python", type=Path, default=ROOT / ".venv-flink" / "bin" / "python"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "state" / "parity")
-    parser.add_argument("--partitions", type=int, default=1, help="of every input topic")
     args = parser.parse_args(argv)
     if not args.flink_python.exists():
         raise SystemExit(f"{args.flink_python} not found: run `make flink-venv` first")
@@ -237,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     for number, dataset in enumerate(datasets):
         print(f"\n### {dataset}", flush=True)
         comparisons = compare_dataset(
-            dataset, args.out / f"{number}-{dataset.name}", args.flink_python, args.partitions
+            dataset, args.out / f"{number}-{dataset.name}", args.flink_python
         )
         report(dataset, comparisons)
         failed |= any(c.differs for c in comparisons)
