@@ -56,33 +56,21 @@ WINDOWED = "purchase_windowed_counts"
 # "shuffled-skewed" delivers the interactions in random order, as a DynamoDB snapshot
 # does (almost every purchase is late); "delayed-bursts" delivers each interaction up to
 # three hours after its event time, so only some purchases miss their window.
+SHUFFLED_SKEWED = SeedOptions(
+    users=60,
+    items=25,
+    interactions=3000,
+    reviews=150,
+    seed=11,
+    order="shuffled",
+    skew=1.0,
+    bursts=20,
+    changes=120,
+)
 GENERATED: dict[str, tuple[SeedOptions, int]] = {
-    "shuffled-skewed": (
-        SeedOptions(
-            users=60,
-            items=25,
-            interactions=3000,
-            reviews=150,
-            seed=11,
-            order="shuffled",
-            skew=1.0,
-            bursts=20,
-            changes=120,
-        ),
-        0,
-    ),
+    "shuffled-skewed": (SHUFFLED_SKEWED, 0),
     "delayed-bursts": (
-        SeedOptions(
-            users=60,
-            items=25,
-            interactions=3000,
-            reviews=150,
-            seed=12,
-            order="event-time",
-            skew=1.0,
-            bursts=40,
-            changes=120,
-        ),
+        dataclasses.replace(SHUFFLED_SKEWED, seed=12, order="event-time", bursts=40),
         3 * 3600,
     ),
 }
