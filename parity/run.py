@@ -93,11 +93,9 @@ class Comparison:
 def flink_tables(dataset: Path, out: Path, flink_python: Path) -> dict[str, list[tuple]]:
     """The tables Flink computes, rows in SPEC 3 column order; a table whose statement
     names other columns is an error (the transcription must produce the SPEC's table)."""
-    subprocess.run(
-        [str(flink_python), "-m", "parity.flink_tables", str(dataset), "--out", str(out)],
-        cwd=ROOT,
-        check=True,
-    )
+    command = [str(flink_python), "-m", "parity.flink_tables", str(dataset), "--out", str(out)]
+    if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
+        raise SystemExit(f"Flink failed on {dataset}: see its output above")
     tables = {}
     for name, spec in TABLES.items():
         table = read_table(table_path(out, name))
@@ -149,7 +147,11 @@ def pipeline_tables(dataset: Path, log: Path) -> dict[str, list[tuple]]:
                 print(f"pipeline caught up in {time.perf_counter() - started:.1f} s", flush=True)
             finally:
                 supervisor.send_signal(signal.SIGTERM)
-                supervisor.wait(timeout=90)
+                try:
+                    supervisor.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    supervisor.kill()
+                    supervisor.wait()
         return read_tables(settings.sqlalchemy_url, settings.postgres_schema)
 
 
@@ -258,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.flink_python.exists():
         raise SystemExit(f"{args.flink_python} not found: run `make flink-venv` first")
 
+    for dataset in args.datasets:
+        if not (dataset / "interactions.jsonl").exists():
+            raise SystemExit(
+                f"{dataset} is not a dataset directory (SPEC 6): no interactions.jsonl"
+            )
     datasets = args.datasets or shipped_datasets(args.out)
     failed = False
     for number, dataset in enumerate(datasets):
