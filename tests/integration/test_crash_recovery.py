@@ -3,12 +3,14 @@ dataset loads, restarted, and every table still equals the reference model.
 
 Each kill picks a topology, a point in the load and a pause before the kill (the
 topologies work on the burst just loaded and are somewhere in a checkpoint: they commit
-every second). Some kills wipe the topology's state directory first, so it comes back as
-a new replica that restores its stores from the changelog topics; some kill the restarted
-process again moments after it started, while it joins its group and restores. Two ways
-of coming back are tested: the children of `pstreams run --all`, restarted by its
-supervisor, and separate `pstreams run NAME` processes restarted by the test, as an
-orchestrator restarts a container. `PSTREAMS_CRASH_SEED` replays another seed.
+every second); every other kill then waits for the topology's sink to write to PostgreSQL
+and kills it a few milliseconds into the checkpoint's commit. Some kills wipe the
+topology's state directory first, so it comes back as a new replica that restores its
+stores from the changelog topics; some kill the restarted process again moments after it
+started, while it joins its group and restores. Two ways of coming back are tested: the
+children of `pstreams run --all`, restarted by its supervisor, and separate
+`pstreams run NAME` processes restarted by the test, as an orchestrator restarts a
+container. `PSTREAMS_CRASH_SEED` draws another plan; docs/testing.md has the details.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class Kill:
     after_record: int  # the number of records loaded when it happens
     pause_s: float  # time the topologies get on the records loaded so far
     topology: str
-    # Wait for the topology's sink to write, then kill this soon after: the checkpoint is
-    # between its PostgreSQL transaction and its Kafka commit.
+    # Wait for the topology's sink to write, then kill this soon after: in the
+    # checkpoint's commit (its PostgreSQL transaction, then its Kafka transaction).
     at_flush_s: float | None
     wipe_state: bool  # come back as a new replica, restoring from the changelogs
     again_after_s: float | None  # kill the restarted process again this soon
@@ -150,7 +152,7 @@ class Processes(Protocol):
 class Supervised:
     """`pstreams run --all`: the test kills its children, the supervisor restarts them."""
 
-    def __init__(self, pstreams: Callable, topologies: list[str]) -> None:
+    def __init__(self, pstreams: Callable) -> None:
         self.supervisor = pstreams("run", "--all")
         self._killed: dict[str, int] = {}
 
@@ -206,18 +208,20 @@ def crash_while_loading(
     names = sorted(all_topologies())
     loader = DatasetLoader(settings, partitions)
     running = processes(names)
-    records = sum(1 for path in dataset.glob("*.jsonl") for line in path.open() if line.strip())
+    lines = [line for path in dataset.glob("*.jsonl") for line in path.read_text().splitlines()]
+    records = sum(1 for line in lines if line.strip())
     rng = random.Random(SEED)
     plan = kill_plan(rng, names, records, kills)
     done: list[str] = []
 
     def execute(kill: Kill) -> None:
         time.sleep(kill.pause_s)
+        outcome = str(kill)
         if kill.at_flush_s is not None:
             if wait_for_sink_write(settings, running.pid(kill.topology), timeout=10):
                 time.sleep(kill.at_flush_s)
             else:
-                done.append(f"(no sink write of {kill.topology} within 10 s:)")
+                outcome += " (no sink write came within 10 s)"
         running.kill(kill.topology)
         if kill.wipe_state:
             shutil.rmtree(settings.state_dir / kill.topology, ignore_errors=True)
@@ -226,7 +230,7 @@ def crash_while_loading(
             time.sleep(kill.again_after_s)
             running.kill(kill.topology)
             running.restart(kill.topology)
-        done.append(str(kill))
+        done.append(outcome)
 
     loaded = 0
 
@@ -270,7 +274,7 @@ def test_children_of_the_supervisor_killed_and_restarted(
 ) -> None:
     crash_while_loading(
         settings,
-        lambda names: Supervised(pstreams, names),
+        lambda names: Supervised(pstreams),
         dataset(tmp_path, interactions=1500, seed=SEED % 1000),
         partitions=2,
         kills=6,
