@@ -27,6 +27,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from time import perf_counter
 
+from pyflink.common import Row, RowKind, Types
+from pyflink.common.serialization import Encoder
+from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
+from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, RollingPolicy
+from pyflink.java_gateway import get_gateway
+from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.table.changelog_mode import ChangelogMode
+from pyflink.table.types import LocalZonedTimestampType, TimestampType
+
 from parity.dataset import PG_TABLES, Dataset, read_dataset
 from parity.jsonl import table_path, write_table
 
@@ -48,6 +57,13 @@ INT_COLUMNS = frozenset(
     {"user_id", "category_id", "item_id", "brand_id", "review_id", "rating_score"}
 )
 
+ROW_KINDS = {
+    "+I": RowKind.INSERT,
+    "-U": RowKind.UPDATE_BEFORE,
+    "+U": RowKind.UPDATE_AFTER,
+    "-D": RowKind.DELETE,
+}
+
 # DATE_FORMAT pattern of an ISO 8601 UTC instant (the session time zone is UTC).
 ISO_UTC = "'yyyy-MM-dd''T''HH:mm:ss.SSS''Z'''"
 
@@ -59,18 +75,10 @@ def _statement(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8").strip().rstrip(";")
 
 
-def _register_sources(env, t_env, dataset: Dataset, table: str) -> None:
+def _register_sources(
+    env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, dataset: Dataset, table: str
+) -> None:
     """Create the views the statement reads, from the dataset's in-memory streams."""
-    from pyflink.common import Row, RowKind, Types
-    from pyflink.table import Schema
-    from pyflink.table.changelog_mode import ChangelogMode
-
-    kinds = {
-        "+I": RowKind.INSERT,
-        "-U": RowKind.UPDATE_BEFORE,
-        "+U": RowKind.UPDATE_AFTER,
-        "-D": RowKind.DELETE,
-    }
     for source in TABLE_SOURCES[table]:
         if source == "interactions":
             records = env.from_collection(
@@ -93,7 +101,7 @@ def _register_sources(env, t_env, dataset: Dataset, table: str) -> None:
             rows = []
             for kind, values in dataset.changelogs[source]:
                 row = Row(*values)
-                row.set_row_kind(kinds[kind])
+                row.set_row_kind(ROW_KINDS[kind])
                 rows.append(row)
             stream = env.from_collection(rows, Types.ROW_NAMED(list(columns), types))
             view = t_env.from_changelog_stream(
@@ -102,11 +110,8 @@ def _register_sources(env, t_env, dataset: Dataset, table: str) -> None:
         t_env.create_temporary_view(source, view)
 
 
-def _environments():
+def _environments() -> tuple[StreamExecutionEnvironment, StreamTableEnvironment]:
     """A streaming execution environment at parallelism 1 and its table environment (UTC)."""
-    from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
-    from pyflink.table import StreamTableEnvironment
-
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(1)
     env.set_runtime_mode(RuntimeExecutionMode.STREAMING)
@@ -128,14 +133,6 @@ def run_job(dataset: Dataset, table: str, sink_dir: Path) -> tuple[list[str], li
 
     Returns the result's column names and which of them are timestamps.
     """
-    from pyflink.common.serialization import Encoder
-    from pyflink.datastream.connectors.file_system import (
-        BucketAssigner,
-        FileSink,
-        RollingPolicy,
-    )
-    from pyflink.table.types import LocalZonedTimestampType, TimestampType
-
     env, t_env = _environments()
     _register_sources(env, t_env, dataset, table)
     result = t_env.sql_query(_statement(f"{table}.sql"))
@@ -199,9 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{sum(map(len, dataset.changelogs.values()))} PostgreSQL changes",
         flush=True,
     )
-    os.environ.setdefault("JVM_ARGS", DEFAULT_JVM_ARGS)
-    from pyflink.java_gateway import get_gateway
-
+    os.environ.setdefault("JVM_ARGS", DEFAULT_JVM_ARGS)  # read when the gateway starts
     gateway_started = perf_counter()
     get_gateway()
     warm_up(dataset)
