@@ -72,10 +72,12 @@ def interactions(pipeline: Pipeline) -> StreamingDataFrame:
 
     def first_time(interaction: Interaction) -> bool:
         partition = message_context().partition
-        seen = store.table(partition, "seen", factory=lambda: -1)
-        if interaction.source_offset <= seen[interaction.source]:
+        # The next source offset to take: 0 (nothing taken) is the default, because
+        # the checkpointed store keeps no empty values.
+        next_offset = store.table(partition, "next offset", factory=int)
+        if interaction.source_offset < next_offset[interaction.source]:
             return False
-        seen[interaction.source] = interaction.source_offset
+        next_offset[interaction.source] = interaction.source_offset + 1
         return True
 
     return stream.filter(first_time)
