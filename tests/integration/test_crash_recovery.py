@@ -32,7 +32,7 @@ import pytest
 
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
-from processor.seed.load import DatasetLoader
+from processor.seed.load import SNAPSHOT_ORDER, DatasetLoader
 from processor.settings import Settings
 from processor.topology import all_topologies
 from tests.integration.support import differences, reference_tables, supervised_child
@@ -43,6 +43,7 @@ pytestmark = pytest.mark.integration
 SEED = int(os.environ.get("PSTREAMS_CRASH_SEED", "20261201"))
 # First words of the statements of a sink's flush, after which a kill is mid-checkpoint.
 WRITES = (["INSERT"], ["DELETE"], ["COMMIT"])
+WARM_UP_INTERACTIONS = 100
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,16 @@ class Kill:
     # checkpoint's commit (its PostgreSQL transaction, then its Kafka transaction).
     at_flush_s: float | None
     wipe_state: bool  # come back as a new replica, restoring from the changelogs
-    again_after_s: float | None  # kill the restarted process again this soon
+    # Kill the restarted process again this long after it connected to PostgreSQL.
+    again_after_s: float | None
 
     def __str__(self) -> str:
         flush = f", {self.at_flush_s * 1000:.0f} ms into a sink write" if self.at_flush_s else ""
         wipe = ", state wiped" if self.wipe_state else ""
         again = (
-            f", killed again {self.again_after_s:.1f} s after restart" if self.again_after_s else ""
+            f", killed again {self.again_after_s:.1f} s into the restart"
+            if self.again_after_s
+            else ""
         )
         return (
             f"{self.topology} after record {self.after_record} + {self.pause_s:.1f} s"
@@ -70,23 +74,24 @@ class Kill:
         )
 
 
-def kill_plan(rng: random.Random, topologies: list[str], records: int, kills: int) -> list[Kill]:
-    """`kills` kills in load order; every topology and every variation (at a sink write,
-    state wiped, killed again while starting) at least once when there are enough. The
-    last kill falls after the whole load, while the topologies catch up."""
+def kill_plan(rng: random.Random, topologies: list[str], records: range, kills: int) -> list[Kill]:
+    """`kills` kills in load order, after records drawn from `records`; every topology and
+    every variation (at a sink write, state wiped, killed again while starting) at least
+    once when there are enough. The last kill falls after the whole load, while the
+    topologies catch up."""
     victims = rng.sample(topologies, min(kills, len(topologies)))
     victims += [rng.choice(topologies) for _ in range(kills - len(victims))]
     ways = [(n % 2 == 0, n % 3 == 1, n % 3 == 2) for n in range(kills)]
     rng.shuffle(ways)
-    points = [*sorted(rng.sample(range(1, records), kills - 1)), records]
+    points = [*sorted(rng.sample(records, kills - 1)), records.stop]
     return [
         Kill(
             after_record=point,
-            pause_s=rng.uniform(0.2, 3.0),
+            pause_s=rng.uniform(0.2, 2.0),
             topology=victim,
             at_flush_s=rng.uniform(0.001, 0.05) if at_flush else None,
             wipe_state=wipe,
-            again_after_s=rng.uniform(0.5, 4.0) if again else None,
+            again_after_s=rng.uniform(0.5, 6.0) if again else None,
         )
         for point, victim, (at_flush, wipe, again) in zip(points, victims, ways, strict=True)
     ]
@@ -111,6 +116,16 @@ def postgres_backends(settings: Settings, process: int) -> list[int]:
             "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", (ports,)
         )
         return [pid for (pid,) in rows]
+
+
+def wait_for_connection(settings: Settings, process: int, timeout: float) -> bool:
+    """Wait until `process` is connected to PostgreSQL."""
+    deadline = time.monotonic() + timeout
+    while not postgres_backends(settings, process):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def wait_for_sink_write(settings: Settings, process: int, timeout: float) -> bool:
@@ -208,10 +223,12 @@ def crash_while_loading(
     names = sorted(all_topologies())
     loader = DatasetLoader(settings, partitions)
     running = processes(names)
-    lines = [line for path in dataset.glob("*.jsonl") for line in path.read_text().splitlines()]
-    records = sum(1 for line in lines if line.strip())
-    rng = random.Random(SEED)
-    plan = kill_plan(rng, names, records, kills)
+    # The topologies start (20-40 s on a busy 2-core machine) on the snapshot and the first
+    # interactions; the kills begin once they have processed them.
+    warm_up = sum(map(count_records, (dataset / f"{t}.jsonl" for t in SNAPSHOT_ORDER)))
+    warm_up += WARM_UP_INTERACTIONS
+    records = sum(map(count_records, dataset.glob("*.jsonl")))
+    plan = kill_plan(random.Random(SEED), names, range(warm_up + 1, records), kills)
     done: list[str] = []
 
     def execute(kill: Kill) -> None:
@@ -227,6 +244,10 @@ def crash_while_loading(
             shutil.rmtree(settings.state_dir / kill.topology, ignore_errors=True)
         running.restart(kill.topology)
         if kill.again_after_s is not None:
+            # Measured from its connection to PostgreSQL (the sink's set-up), made once it
+            # has started: then it joins its group, restores state and replays.
+            if not wait_for_connection(settings, running.pid(kill.topology), timeout=60):
+                outcome += " (no connection to PostgreSQL within 60 s)"
             time.sleep(kill.again_after_s)
             running.kill(kill.topology)
             running.restart(kill.topology)
@@ -237,6 +258,10 @@ def crash_while_loading(
     def on_record() -> None:
         nonlocal loaded
         loaded += 1
+        if loaded == warm_up:
+            time.sleep(1)  # the loader's producer delivers in the background
+            lags = wait_until_caught_up(settings, list(all_topologies().values()), timeout=300)
+            assert not lags, f"not started: {[str(lag) for lag in lags]}"
         while plan and plan[0].after_record == loaded:
             execute(plan.pop(0))
 
@@ -260,6 +285,11 @@ def crash_while_loading(
     print(f"{context}; caught up {time.monotonic() - started:.0f} s after the load began")
 
 
+def count_records(path: Path) -> int:
+    """Lines of a dataset file (SPEC 6), as the loader counts records."""
+    return sum(1 for line in path.read_text().splitlines() if line.strip())
+
+
 def dataset(tmp_path: Path, interactions: int, seed: int) -> Path:
     """An event-time-ordered dataset with bursts and changes (updates and deletes)."""
     options = SeedOptions(
@@ -275,7 +305,7 @@ def test_children_of_the_supervisor_killed_and_restarted(
     crash_while_loading(
         settings,
         lambda names: Supervised(pstreams),
-        dataset(tmp_path, interactions=1500, seed=SEED % 1000),
+        dataset(tmp_path, interactions=1000, seed=SEED % 1000),
         partitions=2,
         kills=6,
     )
