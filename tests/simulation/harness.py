@@ -176,7 +176,6 @@ class SimulatedApp:
         self._cluster = cluster
         self._context = context
         self.registry = DataFrameRegistry()
-        self.topics: dict[str, Topic] = {}
         self.partitions = cluster.partitions
         # Never connects: the dataframes only use it to name streams and derive configs.
         self._topic_manager = TopicManager(TopicAdmin("127.0.0.1:9"), consumer_group="sim")
@@ -187,7 +186,6 @@ class SimulatedApp:
             num_partitions=self._cluster.partitions, replication_factor=1, extra_config=RETENTION
         )
         self._cluster.log(name)
-        self.topics[name] = topic
         return topic
 
     def dataframe(self, topic: Topic) -> StreamingDataFrame:
@@ -220,7 +218,6 @@ SETTINGS = Settings(
     interactions_topic="interaction_data",
     dynamodb_topic="dynamodb-cdc",
     consumer_group_prefix="sim-",
-    processing_guarantee="exactly-once",
     # Source idleness is measured on the wall clock; 0 turns it off (deterministic runs).
     window_idle_timeout_s=0,
 )
@@ -238,7 +235,6 @@ class Process:
         pipeline = SimulatedPipeline(app, SETTINGS, topology.name, registry=None)  # type: ignore[arg-type]
         self.sink = DictTableSink(topology.table, cluster.table)
         topology.build(pipeline).sink(self.sink)
-        self._topics = app.topics
         self._executors = app.registry.compose_all()
         self.positions = dict(cluster.committed)
         self._message_context = contextvars.copy_context()

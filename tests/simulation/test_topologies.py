@@ -43,7 +43,7 @@ QUICK = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-THOROUGH = settings(QUICK, max_examples=1500, derandomize=False)
+THOROUGH = settings(QUICK, max_examples=1000, derandomize=False)
 PROFILES = [
     pytest.param(QUICK, id="quick"),
     pytest.param(THOROUGH, id="thorough", marks=pytest.mark.slow),
