@@ -26,6 +26,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _record(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import httpx
+    from confluent_kafka import KafkaException
+
     from processor.fixtures import FixtureError, record
     from processor.settings import load_settings
 
@@ -41,7 +44,7 @@ def _record(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         fixture = record(
             settings, args.topics, max_records=args.max, from_beginning=args.from_beginning
         )
-    except FixtureError as error:
+    except (FixtureError, KafkaException, httpx.HTTPError) as error:
         raise SystemExit(f"record: {error}") from None
     fixture.write(args.out)
     for topic, records in fixture.records.items():

@@ -27,6 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    import httpx
+    from confluent_kafka import KafkaException
+
     from processor.fixtures import Fixture, FixtureError, replay
     from processor.settings import load_settings
 
@@ -40,7 +43,7 @@ def _replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if unknown:
             parser.error(f"--rename names topics the fixture lacks: {', '.join(sorted(unknown))}")
         counts = replay(settings, fixture, rename)
-    except FixtureError as error:
+    except (FixtureError, KafkaException, httpx.HTTPError) as error:
         raise SystemExit(f"replay: {error}") from None
     for topic, count in sorted(counts.items()):
         print(f"{count:>9,} records  {topic}")
