@@ -50,9 +50,9 @@ if TYPE_CHECKING:
 
 DEMO_ROOT = Path(".local/demo")
 _DEMO_ENV = {
-    # Operations endpoints on ports the OS picks, unless asked: a demo must not fail
-    # because something else on the machine listens on 8080.
-    "OPS_PORT": os.environ.get("OPS_PORT", "0"),
+    # Operations endpoints on ports the OS picks: a demo must not fail because something
+    # else on the machine listens on 8080 (an OPS_PORT in the environment wins).
+    "OPS_PORT": "0",
     # Commits that do not wait for the WAL flush, for the demo's throwaway database only:
     # the loader commits row by row, and this halves its time (docs/demo.md).
     "PGOPTIONS": "-c synchronous_commit=off",
@@ -147,7 +147,7 @@ def _demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         stack = _start_stack(console)
-        env = os.environ | stack.env() | _DEMO_ENV
+        env = _DEMO_ENV | os.environ | stack.env()
         os.environ.update(env)
         log = stack.logs_dir / "topologies.log"
         with _topologies_running(env, log) as supervisor:
