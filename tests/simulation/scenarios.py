@@ -44,11 +44,6 @@ EVENT_TIMES_S = st.builds(
     st.integers(0, 3),
     st.sampled_from((0, 900, 1799, 1)),
 )
-# Source partitions' offsets start above 0: a replay of the record at offset 0 is counted
-# twice (processor.interactions keeps -1/0 as "nothing seen" and the write-back drops 0);
-# tests/simulation/test_topologies.py::test_replayed_first_record_counts_once shows it.
-# Set to 0 once that is fixed.
-FIRST_SOURCE_OFFSET = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +155,7 @@ class Scenario:
     def interactions(self) -> list[tuple[int, Interaction, int | None]]:
         """Each record with its interactions partition and replay distance, in arrival
         order (bursts expanded)."""
-        offsets: defaultdict[int, int] = defaultdict(lambda: FIRST_SOURCE_OFFSET)
+        offsets: defaultdict[int, int] = defaultdict(int)
         records = []
         for event in self.events:
             for _ in range(event.burst):
