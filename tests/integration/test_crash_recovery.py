@@ -42,7 +42,7 @@ pytestmark = pytest.mark.integration
 
 SEED = int(os.environ.get("PSTREAMS_CRASH_SEED", "20261201"))
 # First words of the statements of a sink's flush, after which a kill is mid-checkpoint.
-WRITES = (["INSERT"], ["DELETE"], ["COMMIT"])
+WRITES = (["COPY"], ["INSERT"], ["DELETE"], ["COMMIT"])
 WARM_UP_INTERACTIONS = 100
 
 
