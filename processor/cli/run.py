@@ -1,7 +1,9 @@
 """`pstreams run TOPOLOGY | --all`: topologies in the foreground.
 
 `--all` supervises one child process per topology, as an orchestrator would run one
-container each: a child that exits is started again after a growing delay, and
+container each: a child that exits is started again after a growing delay (back to the
+shortest once a child has run for `STABLE_RUN_S`, so crashes hours apart are not
+treated as a crash loop), and
 SIGINT/SIGTERM stop them all gracefully. Each child serves its operations endpoints on
 `OPS_PORT` + its index in name order (`OPS_PORT=0`: each on a port the OS picks).
 """
@@ -22,6 +24,7 @@ from processor.settings import load_settings
 from processor.topology import all_topologies
 
 logger = logging.getLogger(__name__)
+STABLE_RUN_S = 60.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -48,6 +51,13 @@ def child_ops_port(base: int, index: int) -> int:
     return base + index if base else 0
 
 
+def restart_delay(backoff: Backoff, ran_for_s: float) -> float:
+    """How long to wait before starting again a child that ran for `ran_for_s`."""
+    if ran_for_s >= STABLE_RUN_S:
+        backoff.reset()
+    return backoff.next_delay()
+
+
 def _start(topology: str, ops_port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "processor", "run", topology],
@@ -67,6 +77,7 @@ def supervise(names: list[str], ops_port: int) -> int:
     signal.signal(signal.SIGTERM, stop)
     ports = {name: child_ops_port(ops_port, index) for index, name in enumerate(names)}
     children = {name: _start(name, ports[name]) for name in names}
+    started_at = dict.fromkeys(names, time.monotonic())
     backoffs = {name: Backoff(maximum=60.0, initial=1.0) for name in names}
     restart_at: dict[str, float] = {}
     while not stopping:
@@ -75,7 +86,7 @@ def supervise(names: list[str], ops_port: int) -> int:
             if child.poll() is None or stopping:
                 continue
             if name not in restart_at:
-                delay = backoffs[name].next_delay()
+                delay = restart_delay(backoffs[name], time.monotonic() - started_at[name])
                 logger.error(
                     "topology %s exited with %s; restarting in %.0f s",
                     name,
@@ -86,6 +97,7 @@ def supervise(names: list[str], ops_port: int) -> int:
             elif time.monotonic() >= restart_at[name]:
                 del restart_at[name]
                 children[name] = _start(name, ports[name])
+                started_at[name] = time.monotonic()
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
