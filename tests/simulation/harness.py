@@ -115,10 +115,15 @@ class SimulatedProducer:
     """Holds what a checkpoint produces until the checkpoint ends."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[str, bytes, bytes]] = []
+        self.pending: list[tuple[str, bytes | None, bytes]] = []
 
     def produce(self, topic: str, value: bytes, key: bytes) -> None:
         self.pending.append((topic, key, value))
+
+    def produce_row(self, row: Any, topic: Topic, key: Any, timestamp: int | None = None) -> None:
+        """What `StreamingDataFrame.to_topic` sends, serialized by the topic itself."""
+        message = topic.row_serialize(row=row, key=key)
+        self.pending.append((topic.name, message.key, message.value))
 
 
 class SimulatedStateManager:
@@ -220,6 +225,7 @@ SETTINGS = Settings(
     consumer_group_prefix="sim-",
     # Source idleness is measured on the wall clock; 0 turns it off (deterministic runs).
     window_idle_timeout_s=0,
+    late_events_topic="late-purchases",
 )
 
 
@@ -273,7 +279,7 @@ class Process:
 
     def _publish(self) -> None:
         for topic, key, value in self._context.producer.pending:
-            partition = partition_for(key, self._cluster.partitions)
+            partition = 0 if key is None else partition_for(key, self._cluster.partitions)
             self._cluster.append(topic, partition, Record(key, value))
 
     def commit(self) -> None:
