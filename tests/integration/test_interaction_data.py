@@ -81,7 +81,7 @@ def test_rows_dead_letters_and_a_killed_topology(settings: Settings, stack_env, 
     )
 
     topology = pstreams("run", "interaction_data")
-    wait(stack_env)
+    wait(stack_env, "interaction_data")
     assert len(table_rows(settings)) == 150
     before_kill = read_topic(settings, settings.interactions_topic)
     assert len(before_kill) == 150, "a run without crash publishes each interaction once"
@@ -92,7 +92,7 @@ def test_rows_dead_letters_and_a_killed_topology(settings: Settings, stack_env, 
     topology.send_signal(signal.SIGKILL)
     topology.wait(timeout=30)
     pstreams("run", "interaction_data")
-    wait(stack_env)
+    wait(stack_env, "interaction_data")
 
     rows = table_rows(settings)
     assert sorted((r["event_time_ltz"], r["session_id"]) for r in rows) == sorted(

@@ -45,7 +45,7 @@ def test_rows_written_while_postgres_is_down_arrive_after_it_returns(
 
     topology = pstreams("run", "interaction_data", env=env)
     produce(settings, [tuple(emulator.insert(item)) for item in items[:100]])
-    wait(env)
+    wait(env, "interaction_data")
     assert count_rows(sink_database.address, settings.postgres_schema) == 100
 
     assert sink_database.stop(pid)
@@ -53,7 +53,7 @@ def test_rows_written_while_postgres_is_down_arrive_after_it_returns(
     time.sleep(5)  # several checkpoints fail against the stopped database meanwhile
     assert topology.poll() is None, "the topology must wait for PostgreSQL, not exit"
     pid = sink_database.start(log)
-    wait(env)
+    wait(env, "interaction_data")
     assert count_rows(sink_database.address, settings.postgres_schema) == 400
     assert sink_database.stop(pid)
     shutil.rmtree(data_dir)
