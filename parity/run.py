@@ -25,7 +25,6 @@ import dataclasses
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from typing import Any
 
 from parity.jsonl import read_table, table_path
 from processor.local.ports import free_ports
+from processor.local.processes import pstreams_running
 from processor.local.stack import LocalStack, down, up
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
@@ -127,31 +127,17 @@ def pipeline_tables(dataset: Path, log: Path) -> dict[str, list[tuple]]:
         env = dict(os.environ)
         settings = load_settings()
         DatasetLoader(settings).load(dataset)
-        with log.open("w") as output:
-            supervisor = subprocess.Popen(
-                [sys.executable, "-m", "processor", "run", "--all"],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
+        with pstreams_running("run", "--all", env=env, log=log):
+            started = time.perf_counter()
+            lags = wait_until_caught_up(
+                settings, list(all_topologies().values()), CATCH_UP_TIMEOUT_S
             )
-            try:
-                started = time.perf_counter()
-                lags = wait_until_caught_up(
-                    settings, list(all_topologies().values()), CATCH_UP_TIMEOUT_S
+            if lags:
+                raise SystemExit(
+                    f"the pipeline did not catch up on {dataset} (see {log}): "
+                    + "; ".join(map(str, lags))
                 )
-                if lags:
-                    raise SystemExit(
-                        f"the pipeline did not catch up on {dataset} (see {log}): "
-                        + "; ".join(map(str, lags))
-                    )
-                print(f"pipeline caught up in {time.perf_counter() - started:.1f} s", flush=True)
-            finally:
-                supervisor.send_signal(signal.SIGTERM)
-                try:
-                    supervisor.wait(timeout=90)
-                except subprocess.TimeoutExpired:
-                    supervisor.kill()
-                    supervisor.wait()
+            print(f"pipeline caught up in {time.perf_counter() - started:.1f} s", flush=True)
         return read_tables(settings.sqlalchemy_url, settings.postgres_schema)
 
 

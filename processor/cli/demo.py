@@ -12,13 +12,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +35,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from processor.local.processes import pstreams_running
 from processor.topology import Topology, all_topologies
 
 if TYPE_CHECKING:
@@ -150,7 +147,7 @@ def _demo(args: argparse.Namespace) -> int:
         env = _DEMO_ENV | os.environ | stack.env()
         os.environ.update(env)
         log = stack.logs_dir / "topologies.log"
-        with _topologies_running(env, log) as supervisor:
+        with pstreams_running("run", "--all", env=env, log=log) as supervisor:
             from processor.settings import load_settings
 
             settings = load_settings()
@@ -193,26 +190,6 @@ def _start_stack(console: Console) -> LocalStack:
         f"{stack.bootstrap_servers}, registry {stack.registry_url}, PostgreSQL {stack.postgres_url}"
     )
     return stack
-
-
-@contextmanager
-def _topologies_running(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """`pstreams run --all` in the background, stopped gracefully on the way out."""
-    with log.open("w") as output:
-        supervisor = subprocess.Popen(
-            [sys.executable, "-m", "processor", "run", "--all"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield supervisor
-    finally:
-        supervisor.send_signal(signal.SIGTERM)
-        try:
-            supervisor.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            supervisor.kill()
 
 
 def _generate(console: Console) -> Path:
