@@ -35,8 +35,7 @@ from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import SNAPSHOT_ORDER, DatasetLoader
 from processor.settings import Settings
 from processor.topology import all_topologies
-from tests.integration.support import differences, reference_tables, supervised_child
-from tests.integration.test_tables_match_reference import WINDOWED, windows_as_read
+from tests.integration.support import differences, expected_tables, supervised_child
 
 pytestmark = pytest.mark.integration
 
@@ -273,13 +272,7 @@ def crash_while_loading(
     lags = wait_until_caught_up(settings, list(topologies.values()), timeout=300)
     context = f"seed {SEED}, kills: " + "; ".join(done)
     assert not lags, f"{context}: {[str(lag) for lag in lags]}"
-    expected = reference_tables(dataset, list(topologies))
-    if WINDOWED in expected:
-        # The windows closed in the order the topology read; an event-time-ordered
-        # dataset has no late purchases, so they are rows of the batch answer.
-        windows = windows_as_read(settings, partitions)
-        assert not windows.late and windows.rows <= expected[WINDOWED], context
-        expected[WINDOWED] = windows.rows
+    expected = expected_tables(settings, dataset, partitions, in_event_time_order=True)
     problems = differences(settings, expected)
     assert not problems, f"{context}:\n" + "\n".join(problems)
     print(f"{context}; caught up {time.monotonic() - started:.0f} s after the load began")
