@@ -37,23 +37,25 @@ def test_rows_written_while_postgres_is_down_arrive_after_it_returns(
     sink_database = Postgres(port, data_dir / "data")
     log = tmp_path / "sink-postgres.log"
     pid = sink_database.start(log)
-    env = stack_env | {"POSTGRES_URL": sink_database.address}
-    registry = SchemaRegistry(settings)
-    emulator = DynamoDbCdcEmulator(registry, settings.dynamodb_topic)
-    create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions=1)
-    items = generated_items(400, seed=11)
+    try:
+        env = stack_env | {"POSTGRES_URL": sink_database.address}
+        registry = SchemaRegistry(settings)
+        emulator = DynamoDbCdcEmulator(registry, settings.dynamodb_topic)
+        create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions=1)
+        items = generated_items(400, seed=11)
 
-    topology = pstreams("run", "interaction_data", env=env)
-    produce(settings, [tuple(emulator.insert(item)) for item in items[:100]])
-    wait(env, "interaction_data")
-    assert count_rows(sink_database.address, settings.postgres_schema) == 100
+        topology = pstreams("run", "interaction_data", env=env)
+        produce(settings, [tuple(emulator.insert(item)) for item in items[:100]])
+        wait(env, "interaction_data")
+        assert count_rows(sink_database.address, settings.postgres_schema) == 100
 
-    assert sink_database.stop(pid)
-    produce(settings, [tuple(emulator.insert(item)) for item in items[100:]])
-    time.sleep(5)  # several checkpoints fail against the stopped database meanwhile
-    assert topology.poll() is None, "the topology must wait for PostgreSQL, not exit"
-    pid = sink_database.start(log)
-    wait(env, "interaction_data")
-    assert count_rows(sink_database.address, settings.postgres_schema) == 400
-    assert sink_database.stop(pid)
-    shutil.rmtree(data_dir)
+        assert sink_database.stop(pid)
+        produce(settings, [tuple(emulator.insert(item)) for item in items[100:]])
+        time.sleep(5)  # several checkpoints fail against the stopped database meanwhile
+        assert topology.poll() is None, "the topology must wait for PostgreSQL, not exit"
+        pid = sink_database.start(log)
+        wait(env, "interaction_data")
+        assert count_rows(sink_database.address, settings.postgres_schema) == 400
+    finally:
+        sink_database.stop(pid)  # a server already stopped stays stopped
+        shutil.rmtree(data_dir, ignore_errors=True)
