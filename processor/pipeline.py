@@ -22,7 +22,7 @@ from quixstreams.models.topics import TopicManager
 
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
-from processor.cdc.postgres import PostgresCdcDecoder
+from processor.cdc.postgres import PostgresCdcDecoder, RowChange
 from processor.checkpointed import CheckpointedStore, CheckpointHook, Outbox
 from processor.errors import DecodeError, RegistryUnavailable
 from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
@@ -111,6 +111,15 @@ class Parser(Generic[T]):
                 time.sleep(delay)
 
 
+def row_by_row(change: RowChange | None) -> RowChange | None:
+    """The change, unless it is a TRUNCATE: no derived table is kept by key through one
+    (the rows it removes are unknown), so it is bad input for the dead letters rather than
+    an error that would stop the topology at every restart."""
+    if change is not None and change.op == "truncate":
+        raise DecodeError(f"a TRUNCATE of {change.table} cannot be applied row by row")
+    return change
+
+
 class Pipeline:
     """The Quix application of one topology plus the project's conventions around it."""
 
@@ -166,11 +175,13 @@ class Pipeline:
         return len(metadata.topics[topic_name].partitions)
 
     def row_changes(self, table: str) -> StreamingDataFrame:
-        """The CDC stream of a captured PostgreSQL table as `RowChange`s (SPEC 1.1)."""
+        """The CDC stream of a captured PostgreSQL table as row `RowChange`s (SPEC 1.1)."""
         decoder = PostgresCdcDecoder(self.registry)
         return self.source(
             self.settings.pg_topic(table),
-            lambda record: decoder.decode(record.topic, record.key, record.value, record.headers),
+            lambda record: row_by_row(
+                decoder.decode(record.topic, record.key, record.value, record.headers)
+            ),
         )
 
     def store(self, stream: StreamingDataFrame) -> CheckpointedStore:

@@ -50,7 +50,7 @@ class MergedWatermark:
 
     @staticmethod
     def current(progress: dict[str, Any]) -> int | None:
-        """The watermark before the next record: None until the first record."""
+        """The watermark before the next record: None until every source has been read."""
         return progress.get("watermark")
 
     def advance(self, progress: dict[str, Any], source: str, event_time_ms: int) -> int | None:

@@ -23,7 +23,6 @@ from quixstreams.dataframe import StreamingDataFrame
 
 from processor.cdc.postgres import RowChange
 from processor.changes import TableChange
-from processor.errors import DecodeError
 from processor.pipeline import Pipeline
 from processor.topology import Topology
 
@@ -39,12 +38,6 @@ TABLE = sa.Table(
 )
 HIGH_RATING = 4
 ITEM_COLUMNS = ("category_id", "availability_status", "image_url", "brand_id")
-
-
-def _row_changes_only(change: RowChange) -> RowChange:
-    if change.op == "truncate":
-        raise DecodeError(f"a TRUNCATE of {change.table} cannot be applied row by row")
-    return change
 
 
 def _route_reviews(pipeline: Pipeline, reviews: StreamingDataFrame, by_item: Any) -> None:
@@ -69,7 +62,7 @@ def _route_reviews(pipeline: Pipeline, reviews: StreamingDataFrame, by_item: Any
             entries[item][f"review {review_id}"] = review if good else None
         placed[review_id] = item
 
-    reviews.apply(_row_changes_only).update(route)
+    reviews.update(route)
 
 
 def _route_items(pipeline: Pipeline, items: StreamingDataFrame, by_item: Any) -> None:
@@ -80,7 +73,7 @@ def _route_items(pipeline: Pipeline, items: StreamingDataFrame, by_item: Any) ->
         item = None if row is None else {name: row.get(name) for name in ITEM_COLUMNS}
         outbox.entries(message_context().partition)[str(change.key["item_id"])]["item"] = item
 
-    items.apply(_row_changes_only).update(route)
+    items.update(route)
 
 
 def _route_categories(pipeline: Pipeline, categories: StreamingDataFrame, by_category: Any) -> None:
@@ -92,7 +85,7 @@ def _route_categories(pipeline: Pipeline, categories: StreamingDataFrame, by_cat
         key = str(change.key["category_id"])
         outbox.entries(message_context().partition)[key]["category"] = category
 
-    categories.apply(_row_changes_only).update(route)
+    categories.update(route)
 
 
 def _categories(pipeline: Pipeline, by_category: Any, by_item: Any) -> None:

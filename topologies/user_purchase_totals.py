@@ -21,7 +21,6 @@ from quixstreams.dataframe import StreamingDataFrame
 
 from processor.cdc.postgres import RowChange
 from processor.changes import TableChange
-from processor.errors import DecodeError
 from processor.interactions import Interaction, interactions
 from processor.pipeline import Pipeline
 from processor.sqlcast import cast_integer
@@ -60,8 +59,6 @@ def _forward_users(pipeline: Pipeline, stream: StreamingDataFrame, by_user: Any)
     outbox = pipeline.outbox(stream, by_user)
 
     def forward(change: RowChange) -> None:
-        if change.op == "truncate":
-            raise DecodeError("a TRUNCATE of users cannot be applied row by row")
         profile = None if change.row is None else {name: change.row.get(name) for name in PROFILE}
         outbox.entries(message_context().partition)[str(change.key["user_id"])]["user"] = profile
 
