@@ -14,7 +14,6 @@ shared machine is for reading, not for failing builds. Results: docs/performance
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -32,8 +31,7 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from processor.local.ports import free_ports
-from processor.local.stack import LocalStack, down, up
+from processor.local.stack import LocalStack, down, free_stack_ports, up
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import DatasetLoader
@@ -309,18 +307,10 @@ def prepare_dataset(args: argparse.Namespace, scratch: Path) -> Path:
 
 def bench(args: argparse.Namespace, scratch: Path) -> None:
     dataset = prepare_dataset(args, scratch)
-    broker, registry, postgres = free_ports(3)
     began = time.perf_counter()
-    stack: LocalStack = up(
-        scratch / "stack", broker_port=broker, registry_port=registry, postgres_port=postgres
-    )
+    stack: LocalStack = up(scratch / "stack", free_stack_ports())
     print(f"stack up: {time.perf_counter() - began:.1f} s", file=sys.stderr)
     env = os.environ | stack.env() | {"PYTHONUNBUFFERED": "1"}
-    # The local broker takes one record per produce request (processor/local/broker.py):
-    # on a loaded machine a checkpoint's records can wait longer than librdkafka's default
-    # transaction timeout (60 s), which fails the run instead of slowing it.
-    producer = json.loads(env["KAFKA_PRODUCER_CONFIG"]) | {"transaction.timeout.ms": 300_000}
-    env["KAFKA_PRODUCER_CONFIG"] = json.dumps(producer)
     # The loader and the progress probe read the same environment as the topologies.
     os.environ.update(env)
     settings = load_settings()

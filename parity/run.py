@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from parity.jsonl import read_table, table_path
-from processor.local.ports import free_ports
 from processor.local.processes import pstreams_running
-from processor.local.stack import LocalStack, down, up
+from processor.local.stack import LocalStack, down, free_stack_ports, up
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import DatasetLoader
@@ -111,9 +110,8 @@ def fresh_stack() -> Iterator[LocalStack]:
     """An embedded stack of its own on free ports, in a directory PostgreSQL's service
     user can reach (not under a 0700 tree), removed at the end."""
     root = Path(tempfile.mkdtemp(prefix="pstreams-parity-"))
-    broker, registry, postgres = free_ports(3)
     try:
-        yield up(root, broker_port=broker, registry_port=registry, postgres_port=postgres)
+        yield up(root, free_stack_ports())
     finally:
         down(root)
         shutil.rmtree(root, ignore_errors=True)

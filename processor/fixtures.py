@@ -36,8 +36,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
-from processor.local.broker import create_topics
 from processor.settings import Settings
+from processor.topics import create_topics
 
 FORMAT = 1
 MANIFEST = "fixture.json"

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     schema_registry_url: str = "http://localhost:8081"
     schema_registry_basic_auth_user_info: SecretStr | None = None
 
+    # Kafka Connect's REST API, for `pstreams seed load --cdc debezium` only.
+    connect_url: str = "http://localhost:8083"
+
     postgres_url: str = "postgresql://postgres@localhost:5432/postgres"
     postgres_schema: str = Field("public", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -68,9 +71,9 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return url
 
-    @field_validator("schema_registry_url")
+    @field_validator("schema_registry_url", "connect_url")
     @classmethod
-    def _registry_scheme(cls, url: str) -> str:
+    def _http_scheme(cls, url: str) -> str:
         if not url.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return url.rstrip("/")

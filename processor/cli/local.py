@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from processor.local import stack
+from processor.local.jvm import JavaNotFound
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -17,9 +18,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser = commands.add_parser(
         "local",
-        help="the embedded local stack: broker, schema registry, PostgreSQL",
-        description="Run a Kafka-protocol broker, a schema registry and PostgreSQL on this "
-        "machine, without Docker.",
+        help="the embedded local stack: Kafka, schema registry, PostgreSQL, Connect",
+        description="Run Apache Kafka, Apicurio Registry, PostgreSQL and, if asked for, "
+        "Kafka Connect with Debezium on this machine, without Docker.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -30,8 +31,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         start.add_argument(
             f"--{name}-port", type=int, metavar="PORT", help=f"{name} port (default {port})"
         )
+    start.add_argument(
+        "--with-connect",
+        action="store_true",
+        help="also run Kafka Connect with Debezium (kept for this stack from then on)",
+    )
     start.set_defaults(handler=_up)
 
+    actions.add_parser(
+        "stop", parents=[common], help="stop everything, keep the data (`up` resumes)"
+    ).set_defaults(handler=_stop)
     actions.add_parser(
         "down", parents=[common], help="stop everything and delete the stack's directory"
     ).set_defaults(handler=_down)
@@ -45,19 +54,29 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     try:
-        running = stack.up(
-            args.root,
-            broker_port=args.broker_port,
-            registry_port=args.registry_port,
-            postgres_port=args.postgres_port,
-            echo=print,
-        )
-    except stack.StackError as error:
+        ports = {
+            name: port
+            for name in stack.DEFAULT_PORTS
+            if (port := getattr(args, f"{name}_port")) is not None
+        }
+        running = stack.up(args.root, ports, connect=args.with_connect, echo=print)
+    except (stack.StackError, JavaNotFound) as error:
         print(f"pstreams local up: {error}", file=sys.stderr)
         return 1
     root_option = "" if args.root is None else f" --root {shlex.quote(args.root)}"
     print(f'\npoint pstreams at it with: eval "$(pstreams local env{root_option})"')
     print(f"state and logs: {running.root}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    try:
+        stopped = stack.stop(args.root)
+    except stack.StackError as error:
+        print(f"pstreams local stop: {error}", file=sys.stderr)
+        return 1
+    root = stack.resolve_root(args.root)
+    print(f"stopped {', '.join(stopped)}; data kept in {root}" if stopped else "nothing running")
     return 0
 
 

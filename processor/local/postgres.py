@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,6 +34,10 @@ _SHUTDOWN = (
 )
 
 
+# What Debezium's logical replication needs (wal_level takes effect at start only).
+_LOGICAL_DECODING = "-c wal_level=logical -c max_wal_senders=10 -c max_replication_slots=10"
+
+
 def postgres_url(port: int) -> str:
     """The URL clients use: the superuser, over TCP, without a password (trust auth)."""
     return f"postgresql://{SUPERUSER}@{HOST}:{port}/postgres"
@@ -49,6 +54,10 @@ class Postgres:
     port: int
     data_dir: Path
     name: ClassVar[str] = "postgres"
+
+    @property
+    def product(self) -> str:
+        return _server_version()
 
     @property
     def address(self) -> str:
@@ -77,7 +86,7 @@ class Postgres:
             )
         # -k '' turns unix sockets off: clients use the TCP URL, and socket paths are
         # limited to ~100 bytes, which deep checkouts and pytest's tmp dirs exceed.
-        server_options = f"-h {HOST} -p {self.port} -k ''"
+        server_options = f"-h {HOST} -p {self.port} -k '' {_LOGICAL_DECODING}"
         self._run(
             user, log_path, bin_dir / "pg_ctl", "start", "-w", "-t", "60", "-o", server_options
         )
@@ -123,6 +132,15 @@ class Postgres:
             raise PostgresStartError(
                 f"{program.name} did not finish in {error.timeout} s"
             ) from error
+
+
+@cache
+def _server_version() -> str:
+    """What `postgres -V` says, e.g. `PostgreSQL 18.1`."""
+    output = subprocess.run(
+        [str(_bin_dir() / "postgres"), "-V"], capture_output=True, text=True, check=True
+    ).stdout
+    return output.replace("postgres (PostgreSQL)", "PostgreSQL").strip()
 
 
 def _bin_dir() -> Path:

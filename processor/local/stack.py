@@ -1,15 +1,18 @@
-"""The local stack as a whole: `up`, `down`, `status` and the environment pointing at it.
+"""The local stack as a whole: `up`, `stop`, `down`, `status` and the environment for it.
 
 Everything lives under one root directory (`.local/` by default, `$PSTREAMS_LOCAL_DIR`
 or an explicit path otherwise):
 
-    stack.json   the ports, and the pids of the servers this root started
-    logs/        broker.log, postgres.log, registry.log
+    stack.json   the ports, whether Connect is part of it, and the pids of its servers
+    logs/        postgres.log, broker.log, registry.log, connect.log
     postgres/    the PostgreSQL cluster (the registry keeps its schemas there too)
+    kafka/       the broker's configuration and log directory (topics, offsets)
+    connect/     the Connect worker's configuration and plugin path
     state/       STATE_DIR of the topologies
 
 The ports of a root are fixed from its first `up` until `down`, so that components
-restarted on their own still find each other.
+restarted on their own still find each other. Every component keeps its data under the
+root, so `stop` then `up` resumes the same stack; `down` deletes it.
 """
 
 from __future__ import annotations
@@ -24,15 +27,23 @@ from pathlib import Path
 from typing import ClassVar, Literal, Protocol
 
 from processor.local import process
-from processor.local.broker import PRODUCER_CONFIG, Broker
-from processor.local.ports import HOST, port_in_use
+from processor.local.broker import Broker
+from processor.local.connect import Connect
+from processor.local.ports import free_ports, port_in_use
 from processor.local.postgres import Postgres, postgres_url
-from processor.local.registry.launcher import RegistryServer
+from processor.local.registry import Registry
 
 ROOT_ENV = "PSTREAMS_LOCAL_DIR"
 DEFAULT_ROOT = ".local"
-DEFAULT_PORTS: Mapping[str, int] = {"broker": 9092, "registry": 8081, "postgres": 54329}
-START_TIMEOUT_S = 60.0
+DEFAULT_PORTS: Mapping[str, int] = {
+    "postgres": 54329,
+    "broker": 9092,
+    "controller": 9093,
+    "registry": 8081,
+    "connect": 8083,
+}
+# A JVM's first start on a 2-core machine, with the other servers starting beside it.
+START_TIMEOUT_S = 120.0
 _RECORD = "stack.json"
 
 
@@ -44,7 +55,11 @@ class Component(Protocol):
     """One server of the stack, recognisable by its pid across `pstreams` invocations."""
 
     name: ClassVar[str]
-    port: int
+
+    @property
+    def product(self) -> str:
+        """What it is, with its version, as `up` reports it."""
+        ...
 
     @property
     def address(self) -> str: ...
@@ -63,21 +78,26 @@ class LocalStack:
     """Where a local stack lives and listens; `env()` points pstreams commands at it."""
 
     root: Path
-    broker_port: int = DEFAULT_PORTS["broker"]
-    registry_port: int = DEFAULT_PORTS["registry"]
-    postgres_port: int = DEFAULT_PORTS["postgres"]
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    connect: bool = False
+    """Whether Kafka Connect (with Debezium) is one of the servers."""
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{HOST}:{self.broker_port}"
+        return self.broker.address
 
     @property
     def registry_url(self) -> str:
-        return f"http://{HOST}:{self.registry_port}"
+        """The registry's Confluent-compatible API."""
+        return self.registry.address
 
     @property
     def postgres_url(self) -> str:
-        return postgres_url(self.postgres_port)
+        return postgres_url(self.ports["postgres"])
+
+    @property
+    def connect_url(self) -> str:
+        return self.connect_worker.address
 
     @property
     def state_dir(self) -> Path:
@@ -87,23 +107,34 @@ class LocalStack:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def broker(self) -> Broker:
+        return Broker(self.ports["broker"], self.ports["controller"], self.root / "kafka")
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.ports["registry"], self.ports["postgres"])
+
+    @property
+    def connect_worker(self) -> Connect:
+        return Connect(self.ports["connect"], self.bootstrap_servers, self.root / "connect")
+
     def env(self) -> dict[str, str]:
         """The environment variables of `processor.settings` that select this stack."""
-        return {
+        env = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "SCHEMA_REGISTRY_URL": self.registry_url,
             "POSTGRES_URL": self.postgres_url,
             "STATE_DIR": str(self.state_dir),
-            "KAFKA_PRODUCER_CONFIG": json.dumps(PRODUCER_CONFIG),
         }
+        return env | ({"CONNECT_URL": self.connect_url} if self.connect else {})
 
     def components(self) -> tuple[Component, ...]:
-        """The servers in start order: the registry keeps its schemas in PostgreSQL."""
-        return (
-            Postgres(self.postgres_port, self.root / "postgres"),
-            Broker(self.broker_port),
-            RegistryServer(self.registry_port, self.postgres_url),
-        )
+        """The servers in start order: the registry keeps its schemas in PostgreSQL, and
+        Connect needs the broker and the registry."""
+        postgres = Postgres(self.ports["postgres"], self.root / "postgres")
+        servers: tuple[Component, ...] = (postgres, self.broker, self.registry)
+        return (*servers, self.connect_worker) if self.connect else servers
 
     def log_path(self, component: Component) -> Path:
         return self.logs_dir / f"{component.name}.log"
@@ -122,6 +153,7 @@ class _Record:
     """The contents of `stack.json`."""
 
     ports: dict[str, int]
+    connect: bool = False
     pids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -130,20 +162,22 @@ class _Record:
             data = json.loads((root / _RECORD).read_text())
         except FileNotFoundError:
             return None
-        return cls(ports=data["ports"], pids=data["pids"])
+        return cls(ports=data["ports"], connect=data["connect"], pids=data["pids"])
 
     def write(self, root: Path) -> None:
         temporary = root / f".{_RECORD}.tmp"
-        temporary.write_text(json.dumps({"ports": self.ports, "pids": self.pids}, indent=2))
+        content = {"ports": self.ports, "connect": self.connect, "pids": self.pids}
+        temporary.write_text(json.dumps(content, indent=2))
         temporary.replace(root / _RECORD)
 
     def stack(self, root: Path) -> LocalStack:
-        return LocalStack(
-            root,
-            broker_port=self.ports["broker"],
-            registry_port=self.ports["registry"],
-            postgres_port=self.ports["postgres"],
-        )
+        return LocalStack(root, ports=dict(self.ports), connect=self.connect)
+
+
+def free_stack_ports() -> dict[str, int]:
+    """A port for each component that was free a moment ago (tests, the demo, benchmarks:
+    never the defaults, so they cannot meet a developer's stack or each other)."""
+    return dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
 
 
 def resolve_root(root: Path | str | None = None) -> Path:
@@ -160,34 +194,32 @@ def recorded(root: Path | str | None = None) -> LocalStack | None:
 
 def up(
     root: Path | str | None = None,
+    ports: Mapping[str, int] | None = None,
     *,
-    broker_port: int | None = None,
-    registry_port: int | None = None,
-    postgres_port: int | None = None,
+    connect: bool = False,
     echo: Callable[[str], None] = lambda message: None,
 ) -> LocalStack:
     """Start whatever is not running yet and wait until every component answers.
 
-    Idempotent: running components are reused. If a component cannot start, those this
-    call started are stopped again and `StackError` names the component and its log.
+    `ports` overrides some or all of `DEFAULT_PORTS` for a new root. `connect` adds Kafka
+    Connect to the stack, which then keeps it. Idempotent: running components are
+    reused. If a component cannot start, those this call started are stopped again and
+    `StackError` names the component and its log.
     """
     resolved = resolve_root(root)
-    requested = {"broker": broker_port, "registry": registry_port, "postgres": postgres_port}
-    record = _Record.read(resolved) or _Record(
-        ports={name: requested[name] or port for name, port in DEFAULT_PORTS.items()}
-    )
+    requested = dict(ports or {})
+    unknown = requested.keys() - DEFAULT_PORTS.keys()
+    if unknown:
+        raise ValueError(f"no component {', '.join(sorted(unknown))}")
+    record = _Record.read(resolved) or _Record(ports=dict(DEFAULT_PORTS) | requested)
     _refuse_port_changes(resolved, record, requested)
+    record.connect = record.connect or connect
     stack = record.stack(resolved)
     running = {
         c.name for c in stack.components() if c.name in record.pids and c.owns(record.pids[c.name])
     }
     to_start = [c for c in stack.components() if c.name not in running]
-    _refuse_busy_ports(to_start)
-    if "broker" in {c.name for c in to_start} and (resolved / "postgres" / "PG_VERSION").exists():
-        echo(
-            "warning: the broker starts empty (it keeps topics in memory) while PostgreSQL "
-            "keeps its tables; `pstreams local down` first for a consistent fresh stack"
-        )
+    _refuse_busy_ports(stack, to_start)
     stack.logs_dir.mkdir(parents=True, exist_ok=True)
     stack.state_dir.mkdir(exist_ok=True)
     record.pids = {name: pid for name, pid in record.pids.items() if name in running}
@@ -199,7 +231,10 @@ def up(
             if component.name in running:
                 pid = record.pids[component.name]
                 _await_answer(stack, component, pid)
-                echo(f"{component.name:<9}already running at {component.address} (pid {pid})")
+                echo(
+                    f"{component.name:<9}{component.product} already running at "
+                    f"{component.address} (pid {pid})"
+                )
                 continue
             began = time.monotonic()
             pid = _start(stack, component)
@@ -208,7 +243,10 @@ def up(
             started.append(component)
             _await_answer(stack, component, pid)
             took_s = time.monotonic() - began
-            echo(f"{component.name:<9}started at {component.address} (pid {pid}, {took_s:.1f} s)")
+            echo(
+                f"{component.name:<9}{component.product} started at {component.address} "
+                f"(pid {pid}, {took_s:.1f} s)"
+            )
     except BaseException:
         for component in reversed(started):
             component.stop(record.pids.pop(component.name))
@@ -217,17 +255,31 @@ def up(
     return stack
 
 
-def down(root: Path | str | None = None) -> None:
-    """Stop every component of the root and remove the root with all its data.
+def stop(root: Path | str | None = None) -> list[str]:
+    """Stop every component of the root and keep its data; the names of those stopped."""
+    resolved = resolve_root(root)
+    record = _Record.read(resolved)
+    if record is None:
+        return []
+    stopped = []
+    for component in reversed(record.stack(resolved).components()):
+        pid = record.pids.get(component.name)
+        if pid is None or not component.owns(pid):
+            continue
+        if not component.stop(pid):
+            raise StackError(f"{component.name}: pid {pid} did not stop")
+        stopped.append(component.name)
+        del record.pids[component.name]
+        record.write(resolved)
+    return stopped
 
-    Everything goes: the broker keeps topics only in memory, so tables and state derived
-    from them would no longer match their (now empty) inputs.
-    """
+
+def down(root: Path | str | None = None) -> None:
+    """Stop every component of the root and remove the root with all its data."""
     resolved = resolve_root(root)
     if not resolved.exists():
         return
-    record = _Record.read(resolved)
-    if record is None:
+    if _Record.read(resolved) is None:
         if any(resolved.iterdir()):
             raise StackError(
                 f"{resolved} has no {_RECORD}: not removing a directory that "
@@ -235,10 +287,7 @@ def down(root: Path | str | None = None) -> None:
             )
         resolved.rmdir()
         return
-    for component in reversed(record.stack(resolved).components()):
-        pid = record.pids.get(component.name)
-        if pid is not None and component.owns(pid) and not component.stop(pid):
-            raise StackError(f"{component.name}: pid {pid} did not stop; {resolved} kept")
+    stop(resolved)
     shutil.rmtree(resolved)
 
 
@@ -270,8 +319,16 @@ def _refuse_port_changes(root: Path, record: _Record, requested: Mapping[str, in
         )
 
 
-def _refuse_busy_ports(components: list[Component]) -> None:
-    busy = [f"{c.name} port {c.port}" for c in components if port_in_use(c.port)]
+def _refuse_busy_ports(stack: LocalStack, components: list[Component]) -> None:
+    """Every port the components would listen on (the broker has two) must be free."""
+    names = {c.name for c in components}
+    if "broker" in names:
+        names.add("controller")
+    busy = [
+        f"{name} port {port}"
+        for name, port in stack.ports.items()
+        if name in names and port_in_use(port)
+    ]
     if busy:
         raise StackError(
             f"cannot start: {', '.join(busy)} already in use by another process; "

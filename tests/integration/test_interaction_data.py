@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator
-from processor.local.broker import create_topics
 from processor.settings import Settings
+from processor.topics import create_topics
 from tests.integration.support import generated_items, produce, read_topic, wait
 
 pytestmark = pytest.mark.integration

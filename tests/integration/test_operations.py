@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator
-from processor.local.broker import create_topics
 from processor.local.ports import free_ports, port_in_use
 from processor.progress import wait_until_caught_up
 from processor.settings import Settings
+from processor.topics import create_topics
 from processor.topology import all_topologies
 from tests.integration.support import generated_items, produce
 

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator
-from processor.local.broker import create_topics
 from processor.local.ports import free_ports
 from processor.local.postgres import Postgres
+from processor.topics import create_topics
 from tests.conftest import private_directory
 from tests.integration.support import generated_items, produce, wait
 

@@ -20,13 +20,12 @@ import pytest
 from confluent_kafka import Producer
 
 from processor.fixtures import Fixture, RecordedMessage, record
-from processor.local.broker import create_topics
-from processor.local.ports import free_ports
-from processor.local.stack import down, up
+from processor.local.stack import down, free_stack_ports, up
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import DatasetLoader
 from processor.settings import Settings
+from processor.topics import create_topics
 from processor.topology import all_topologies
 from tests.fixtures.recipes import (
     RECIPES,
@@ -110,8 +109,7 @@ def test_record_then_replay_into_a_fresh_stack(
 
     root = Path(tempfile.mkdtemp(prefix="pstreams-test-fresh-stack-"))
     try:
-        broker, registry, postgres = free_ports(3)
-        fresh = up(root, broker_port=broker, registry_port=registry, postgres_port=postgres)
+        fresh = up(root, free_stack_ports())
         fresh_env = stack_env | fresh.env() | {"STATE_DIR": str(tmp_path / "fresh-state")}
         for name, value in fresh_env.items():
             monkeypatch.setenv(name, value)

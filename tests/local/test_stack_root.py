@@ -23,13 +23,15 @@ def test_the_root_is_the_option_else_the_variable_else_dot_local(
 
 
 def test_the_environment_is_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    stack = LocalStack(Path("/srv/stack"), broker_port=1, registry_port=2, postgres_port=3)
+    ports = {"postgres": 1, "broker": 2, "controller": 3, "registry": 4, "connect": 5}
+    stack = LocalStack(Path("/srv/stack"), ports, connect=True)
     for name, value in stack.env().items():
         monkeypatch.setenv(name, value)
 
     settings = Settings()
 
-    assert settings.kafka_bootstrap_servers == "127.0.0.1:1"
-    assert settings.schema_registry_url == "http://127.0.0.1:2"
-    assert settings.postgres_url == "postgresql://postgres@127.0.0.1:3/postgres"
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:2"
+    assert settings.schema_registry_url == "http://127.0.0.1:4/apis/ccompat/v7"
+    assert settings.postgres_url == "postgresql://postgres@127.0.0.1:1/postgres"
+    assert settings.connect_url == "http://127.0.0.1:5"
     assert settings.state_dir == Path("/srv/stack/state")
