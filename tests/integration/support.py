@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from processor.avro import SchemaRegistry
@@ -99,6 +100,40 @@ def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[
         return sorted(messages, key=lambda m: (m.partition(), m.offset()))
     finally:
         consumer.close()
+
+
+def published_interactions(settings: Settings) -> Counter[tuple[int, int]]:
+    """How often each DynamoDB record (partition, offset) is on the interactions topic,
+    as a read_committed reader gets it."""
+    registry = SchemaRegistry(settings)
+    identities: Counter[tuple[int, int]] = Counter()
+    for message in read_topic(settings, settings.interactions_topic):
+        value, _ = registry.decode(message.value())
+        identities[(value["source_partition"], value["source_offset"])] += 1
+    return identities
+
+
+def table_interactions(settings: Settings) -> set[tuple[int, int]]:
+    """The DynamoDB records (partition, offset) of the rows of interaction_data."""
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT source_partition, source_offset "
+                    f"FROM {settings.postgres_schema}.interaction_data"
+                )
+            )
+            return {(partition, offset) for partition, offset in rows}
+    finally:
+        engine.dispose()
+
+
+def assert_interactions_published_once(settings: Settings) -> None:
+    """Every row of interaction_data is on the interactions topic exactly once."""
+    published = published_interactions(settings)
+    assert set(published.values()) == {1}, "an interaction was published twice"
+    assert set(published) == table_interactions(settings)
 
 
 def reference_tables(dataset: Path, tables: list[str]) -> dict[str, Any]:

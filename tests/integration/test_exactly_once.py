@@ -14,21 +14,22 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import Popen
 
 import pytest
-import sqlalchemy as sa
 from confluent_kafka import Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from processor.avro import SchemaRegistry
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.settings import Settings
 from processor.topology import all_topologies
-from tests.integration.support import differences, expected_tables, read_topic
+from tests.integration.support import (
+    assert_interactions_published_once,
+    differences,
+    expected_tables,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -159,24 +160,6 @@ def test_kills_inside_transactions_leave_no_duplicate_and_no_gap(
 
     expected = expected_tables(settings, dataset, partitions=1, in_event_time_order=True)
     assert differences(settings, expected) == []
-    # The interactions topic holds each interaction of the table exactly once for a
+    # Each interaction of the table is on the interactions topic exactly once for a
     # read_committed reader, though the killed transactions' records are in its log.
-    registry = SchemaRegistry(settings)
-    identities = Counter()
-    for message in read_topic(settings, settings.interactions_topic):
-        value, _ = registry.decode(message.value())
-        identities[(value["source_partition"], value["source_offset"])] += 1
-    assert set(identities.values()) == {1}
-    assert set(identities) == table_identities(settings)
-
-
-def table_identities(settings: Settings) -> set[tuple[int, int]]:
-    engine = sa.create_engine(settings.sqlalchemy_url)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.text(
-                "SELECT source_partition, source_offset "
-                f"FROM {settings.postgres_schema}.interaction_data"
-            )
-        )
-        return {(partition, offset) for partition, offset in rows}
+    assert_interactions_published_once(settings)

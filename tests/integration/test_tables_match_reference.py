@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.settings import Settings
+from processor.topology import all_topologies
 from tests.integration.support import differences, expected_tables
 
 pytestmark = pytest.mark.integration
@@ -30,6 +32,35 @@ def run_and_compare(
 
 def test_the_demo_dataset(settings: Settings, pstreams) -> None:
     run_and_compare(settings, pstreams, DEMO, partitions=1, in_event_time_order=True)
+    check_topic_configurations(settings)
+
+
+def check_topic_configurations(settings: Settings) -> None:
+    """The topics the topologies created exist on Kafka with their cleanup policy: state
+    changelogs compacted, everything else (internal stages, the interactions topic, dead
+    letters) deleted by retention."""
+    admin = AdminClient(settings.kafka_config)
+    groups = [settings.consumer_group(name) for name in all_topologies()]
+    created = [
+        name
+        for name in admin.list_topics(timeout=10).topics
+        if any(f"__{group}--" in name for group in groups)
+        or name == settings.interactions_topic
+        or name in {settings.dead_letter_topic_for(topology) for topology in all_topologies()}
+    ]
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in created]
+    policies = {
+        resource.name: future.result(timeout=10)["cleanup.policy"].value
+        for resource, future in admin.describe_configs(resources).items()
+    }
+    changelogs = {name for name in created if name.startswith("changelog__")}
+    stateful = {group for group in groups if any(f"__{group}--" in c for c in changelogs)}
+    assert len(stateful) == len(groups) - 1, "every analytics topology keeps state"
+    assert any(name.startswith("repartition__") for name in created)
+    assert settings.dead_letter_topic_for("interaction_data") in created
+    assert {name: policies[name] for name in changelogs} == dict.fromkeys(changelogs, "compact")
+    others = set(created) - changelogs
+    assert {name: policies[name] for name in others} == dict.fromkeys(others, "delete")
 
 
 @pytest.mark.parametrize("order", ["shuffled", "event-time"])

@@ -1,0 +1,70 @@
+"""The broker goes away mid-run for 30 s (SPEC 4): the topologies pause and resume, and
+every table and the interactions topic end exactly as without the outage.
+
+The broker of the session's stack is stopped (a clean shutdown) while every topology is
+working through a loaded dataset, and started again by `pstreams local up`, which finds
+its topics, offsets and transactions in its log directory.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from processor.local.stack import LocalStack, status, up
+from processor.seed import SeedOptions, generate, write_dataset
+from processor.settings import Settings
+from tests.integration.support import (
+    assert_interactions_published_once,
+    differences,
+    expected_tables,
+)
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_S = 30.0
+
+
+def interactions_published(settings: Settings) -> int:
+    """The end of the interactions topic's partition (read_committed)."""
+    consumer = Consumer(
+        settings.kafka_config | {"group.id": "test-outage", "isolation.level": "read_committed"}
+    )
+    try:
+        partition = TopicPartition(settings.interactions_topic, 0)
+        return consumer.get_watermark_offsets(partition, timeout=10, cached=False)[1]
+    except Exception:
+        return 0
+    finally:
+        consumer.close()
+
+
+def test_a_broker_stopped_for_30_s_mid_run_loses_and_doubles_nothing(
+    local_stack: LocalStack, settings: Settings, pstreams, tmp_path: Path
+) -> None:
+    options = SeedOptions(users=60, items=25, interactions=3000, reviews=120, seed=12, changes=80)
+    write_dataset(generate(options), tmp_path / "dataset")
+    dataset = tmp_path / "dataset"
+    assert pstreams("seed", "load", str(dataset)).wait() == 0
+    supervisor = pstreams("run", "--all")
+    deadline = time.monotonic() + 120
+    while interactions_published(settings) < 500:  # interaction_data is under way
+        assert time.monotonic() < deadline, "interaction_data published nothing in 120 s"
+        time.sleep(0.1)
+
+    (broker,) = [c for c in status(local_stack.root) if c.name == "broker"]
+    assert broker.pid is not None
+    try:
+        assert local_stack.broker.stop(broker.pid)
+        time.sleep(OUTAGE_S)
+    finally:
+        up(local_stack.root)
+
+    assert pstreams("wait", "--timeout", "300").wait() == 0
+    assert supervisor.poll() is None, "the supervisor must outlast a broker outage"
+    expected = expected_tables(settings, dataset, partitions=1, in_event_time_order=True)
+    assert differences(settings, expected) == []
+    assert_interactions_published_once(settings)
