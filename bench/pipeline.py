@@ -39,8 +39,8 @@ from processor.settings import Settings, load_settings
 from processor.topology import Topology, all_topologies
 
 # Apache Flink 2.3 SQL (PyFlink local, streaming, parallelism 1), seconds per derived
-# table on the 100k-interaction dataset on this machine, as published in
-# shared/reference/performance-anchors.md. Flink's figures are compute only (file in,
+# table on the 100k-interaction dataset on this machine, as measured for the project
+# (docs/performance.md). Flink's figures are compute only (file in,
 # no sink); ours include reading Kafka and writing PostgreSQL. Flink has no figure for
 # `interaction_data`, which is a projection there.
 FLINK_SECONDS: dict[str, float] = {

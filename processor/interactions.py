@@ -3,10 +3,12 @@
 Every interaction carries the identity of its DynamoDB CDC record (source topic,
 partition, offset). The `interaction_data` topology handles each source partition in
 order, so within one partition of the interactions topic the offsets of a source
-partition only grow, except where records were produced twice: a replay after a crash
-under at-least-once, or on a broker that shows aborted transactions (Tansu). A record
-whose source offset is not above the highest one already taken is such a repeat and is
-dropped, so no interaction is ever counted twice.
+partition only grow, except where records were produced twice. Under exactly-once (the
+default) Kafka hides a killed transaction's records from these read_committed readers,
+so that does not happen; under `PROCESSING_GUARANTEE=at-least-once` a replay after a
+crash publishes a checkpoint's records again. A record whose source offset is not above
+the highest one already taken is such a repeat and is dropped, so no interaction is
+counted twice under either guarantee.
 """
 
 from __future__ import annotations

@@ -15,10 +15,19 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from processor.settings import Settings
 from processor.topology import Topology
+
+# The group coordinator is elsewhere or not ready yet: asking again will succeed.
+_COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -75,19 +84,38 @@ class ProgressProbe:
             for tp in partitions
         }
 
+    def committed(
+        self, group: str, partitions: Iterable[tuple[str, int]], timeout_s: float = 60.0
+    ) -> list[TopicPartition]:
+        """The offsets `group` has committed on the partitions (`OFFSET_INVALID`: none).
+
+        Read by a consumer of the group, not the admin API: librdkafka 2.12's
+        ListConsumerGroupOffsets crashes the process when the broker answers
+        NOT_COORDINATOR (confluentinc/librdkafka#5040), as Kafka does while it loads the
+        group's offsets partition. A coordinator that moves or is still loading (after
+        a broker restart, or on a new broker) is asked again for up to `timeout_s`.
+        """
+        wanted = [TopicPartition(t, p) for t, p in partitions]
+        deadline = time.monotonic() + timeout_s
+        reader = Consumer(self._config(group))
+        try:
+            while True:
+                try:
+                    return reader.committed(wanted, timeout=10)
+                except KafkaException as exception:
+                    code = exception.args[0].code()
+                    if code not in _COORDINATOR_NOT_READY or time.monotonic() > deadline:
+                        raise
+                time.sleep(0.5)
+        finally:
+            reader.close()
+
     def lags(self, group: str, ends: dict[tuple[str, int], int]) -> list[Lag]:
         """Partitions of `ends` on which `group` has records left to commit."""
         if not ends:
             return []
-        committed_reader = Consumer(self._config(group))
-        try:
-            committed = committed_reader.committed(
-                [TopicPartition(topic, partition) for topic, partition in ends], timeout=10
-            )
-        finally:
-            committed_reader.close()
         lags = []
-        for tp in committed:
+        for tp in self.committed(group, ends):
             end = ends[(tp.topic, tp.partition)]
             start = tp.offset if tp.offset != OFFSET_INVALID else 0
             if start < end and self._has_record_before(tp.topic, tp.partition, start, end):

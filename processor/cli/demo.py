@@ -39,8 +39,6 @@ from processor.local.processes import pstreams_running
 from processor.topology import Topology, all_topologies
 
 if TYPE_CHECKING:
-    from confluent_kafka.admin import AdminClient
-
     from processor.local.stack import LocalStack
     from processor.progress import ProgressProbe
     from processor.settings import Settings
@@ -260,7 +258,7 @@ class _Watcher(threading.Thread):
     """Updates one bar per topology from its group's committed offsets, every second.
 
     Display only (`wait_until_caught_up` decides when processing is done), so it reads
-    the offsets cheaply: one admin request per group, partition ends from one consumer.
+    the offsets cheaply: one request per group, partition ends from one consumer.
     """
 
     def __init__(
@@ -274,16 +272,13 @@ class _Watcher(threading.Thread):
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        from confluent_kafka.admin import AdminClient
-
         from processor.progress import ProgressProbe
 
         probe = ProgressProbe(self._settings)
-        admin = AdminClient(self._settings.kafka_config)
         try:
             while not self._stopping.wait(1.0):
                 with contextlib.suppress(KafkaException):  # a slow answer: next round
-                    self._update(probe, admin)
+                    self._update(probe)
         finally:
             probe.close()
 
@@ -299,9 +294,7 @@ class _Watcher(threading.Thread):
                     self._progress.update(task.id, completed=task.total or 0)
                 self._progress.stop_task(task.id)
 
-    def _update(self, probe: ProgressProbe, admin: AdminClient) -> None:
-        from confluent_kafka import ConsumerGroupTopicPartitions
-
+    def _update(self, probe: ProgressProbe) -> None:
         from processor.progress import repartition_topics
 
         for name, topology in self._topologies.items():
@@ -311,11 +304,9 @@ class _Watcher(threading.Thread):
             if not partitions:  # its inputs do not exist yet
                 continue
             ends = probe.ends(partitions)
-            request = ConsumerGroupTopicPartitions(self._settings.consumer_group(name), partitions)
-            future = admin.list_consumer_group_offsets([request])[request.group_id]
             committed = {
                 (tp.topic, tp.partition): max(tp.offset, 0)
-                for tp in future.result(timeout=10).topic_partitions
+                for tp in probe.committed(self._settings.consumer_group(name), ends)
             }
             present = sum(ends.values())
             done = sum(min(committed.get(tp, 0), end) for tp, end in ends.items())

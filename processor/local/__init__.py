@@ -1,6 +1,7 @@
-"""The embedded local stack: Tansu broker, PostgreSQL and a schema registry, no Docker.
+"""The embedded local stack, no Docker: Apache Kafka (KRaft), Apicurio Registry,
+PostgreSQL and, where asked for, Kafka Connect with Debezium.
 
-Use `stack.up`, `stack.down`, `stack.status`, `stack.recorded` and `LocalStack.env()` to
-run it and point settings at it, and `broker.create_topics` to create topics the way
-Tansu needs them. docs/local-stack.md describes the whole.
+Use `stack.up`, `stack.stop`, `stack.down`, `stack.status`, `stack.recorded` and
+`LocalStack.env()` to run it and point settings at it. docs/local-stack.md describes the
+whole.
 """

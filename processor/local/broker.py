@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from processor.local import jvm, maven, process
 from processor.local.ports import HOST, accepts_connections
@@ -77,10 +76,16 @@ class Broker:
         # The TCP probe first: librdkafka logs every refused connection to stderr.
         if not accepts_connections(self.port):
             return False
+        # Ready once a group's coordinator answers: on a new cluster that creates the
+        # offsets topic; after a restart it waits until the broker loaded it. Clients
+        # that commit earlier get NOT_COORDINATOR, which some calls do not retry.
+        probe = Consumer({"bootstrap.servers": self.address, "group.id": "pstreams-local-up"})
         try:
-            AdminClient({"bootstrap.servers": self.address}).list_topics(timeout=2)
+            probe.committed([TopicPartition("__consumer_offsets", 0)], timeout=2)
         except KafkaException:
             return False
+        finally:
+            probe.close()
         return True
 
     def owns(self, pid: int) -> bool:
@@ -103,6 +108,10 @@ class Broker:
             "log.dirs": str(self._data_dir),
             # One node: every internal topic has one replica.
             "offsets.topic.replication.factor": "1",
+            # One partition for the groups' offsets and one for transactions: a restart
+            # loads each in one pass, and `answers` then speaks for every group.
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.num.partitions": "1",
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "share.coordinator.state.topic.replication.factor": "1",

@@ -42,6 +42,14 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "registry": 8081,
     "connect": 8083,
 }
+# What each component needs answering before it starts: the registry keeps its schemas
+# in PostgreSQL; Connect keeps its state in Kafka and its converter writes to the registry.
+NEEDS: Mapping[str, frozenset[str]] = {
+    "postgres": frozenset(),
+    "broker": frozenset(),
+    "registry": frozenset({"postgres"}),
+    "connect": frozenset({"broker", "registry"}),
+}
 # A JVM's first start on a 2-core machine, with the other servers starting beside it.
 START_TIMEOUT_S = 120.0
 _RECORD = "stack.json"
@@ -130,8 +138,7 @@ class LocalStack:
         return env | ({"CONNECT_URL": self.connect_url} if self.connect else {})
 
     def components(self) -> tuple[Component, ...]:
-        """The servers in start order: the registry keeps its schemas in PostgreSQL, and
-        Connect needs the broker and the registry."""
+        """The servers, each after those it needs (`NEEDS`)."""
         postgres = Postgres(self.ports["postgres"], self.root / "postgres")
         servers: tuple[Component, ...] = (postgres, self.broker, self.registry)
         return (*servers, self.connect_worker) if self.connect else servers
@@ -225,34 +232,56 @@ def up(
     record.pids = {name: pid for name, pid in record.pids.items() if name in running}
     record.write(resolved)
 
+    for component in stack.components():
+        if component.name in running:
+            pid = record.pids[component.name]
+            _await_answer(stack, component, pid)
+            echo(
+                f"{component.name:<9}{component.product} already running at "
+                f"{component.address} (pid {pid})"
+            )
     started: list[Component] = []
     try:
-        for component in stack.components():
-            if component.name in running:
-                pid = record.pids[component.name]
-                _await_answer(stack, component, pid)
-                echo(
-                    f"{component.name:<9}{component.product} already running at "
-                    f"{component.address} (pid {pid})"
-                )
-                continue
-            began = time.monotonic()
-            pid = _start(stack, component)
-            record.pids[component.name] = pid
-            record.write(resolved)
-            started.append(component)
-            _await_answer(stack, component, pid)
-            took_s = time.monotonic() - began
-            echo(
-                f"{component.name:<9}{component.product} started at {component.address} "
-                f"(pid {pid}, {took_s:.1f} s)"
-            )
+        _start_in_dependency_order(stack, to_start, set(running), record, started, echo)
     except BaseException:
         for component in reversed(started):
             component.stop(record.pids.pop(component.name))
-        record.write(resolved)
+        record.write(stack.root)
         raise
     return stack
+
+
+def _start_in_dependency_order(
+    stack: LocalStack,
+    to_start: list[Component],
+    answering: set[str],
+    record: _Record,
+    started: list[Component],
+    echo: Callable[[str], None],
+) -> None:
+    """Start each component as soon as those it needs answer, so that independent ones
+    (PostgreSQL and Kafka; then the registry beside Kafka) start side by side."""
+    pending = list(to_start)
+    starting: dict[str, tuple[Component, float]] = {}
+    while pending or starting:
+        for component in [c for c in pending if NEEDS[c.name] <= answering]:
+            pending.remove(component)
+            began = time.monotonic()
+            record.pids[component.name] = _start(stack, component)
+            record.write(stack.root)
+            started.append(component)
+            starting[component.name] = (component, began)
+        for name, (component, began) in list(starting.items()):
+            pid = record.pids[name]
+            if not _answers(stack, component, pid, began):
+                continue
+            del starting[name]
+            answering.add(name)
+            echo(
+                f"{name:<9}{component.product} started at {component.address} "
+                f"(pid {pid}, {time.monotonic() - began:.1f} s)"
+            )
+        time.sleep(0.1)
 
 
 def stop(root: Path | str | None = None) -> list[str]:
@@ -347,22 +376,26 @@ def _start(stack: LocalStack, component: Component) -> int:
 
 
 def _await_answer(stack: LocalStack, component: Component, pid: int) -> None:
+    began = time.monotonic()
+    while not _answers(stack, component, pid, began):
+        time.sleep(0.1)
+
+
+def _answers(stack: LocalStack, component: Component, pid: int, began: float) -> bool:
+    """Whether a starting component answers yet; `StackError` once it cannot any more."""
     log_path = stack.log_path(component)
-
-    def answers() -> bool:
-        if component.answers():
-            return True
-        if not process.is_running(pid):
-            raise StackError(
-                f"{component.name} exited during start-up; see {log_path}{_tail(log_path)}"
-            )
-        return False
-
-    if not process.wait_until(answers, START_TIMEOUT_S, interval_s=0.1):
+    if component.answers():
+        return True
+    if not process.is_running(pid):
+        raise StackError(
+            f"{component.name} exited during start-up; see {log_path}{_tail(log_path)}"
+        )
+    if time.monotonic() - began > START_TIMEOUT_S:
         raise StackError(
             f"{component.name} did not answer at {component.address} within "
             f"{START_TIMEOUT_S:.0f} s; see {log_path}{_tail(log_path)}"
         )
+    return False
 
 
 def _tail(log_path: Path, lines: int = 15) -> str:

@@ -82,7 +82,7 @@ def test_every_topology_runs_once_with_its_own_volume() -> None:
 
 def test_debezium_produces_what_the_topologies_read() -> None:
     """The connector mirrors Confluent's PostgresCdcSourceV2 with after.state.only=true
-    (docs/decoding.md, shared reference cdc-formats.md section 4) on the topics read."""
+    (docs/decoding.md) on the topics read."""
     config = json.loads((ROOT / "deploy" / "debezium" / "postgres-source.json").read_text())
     topology_env = project_services()["interaction_data"]["environment"]
     assert config["topic.prefix"] == topology_env["PG_TOPIC_PREFIX"]

@@ -97,4 +97,6 @@ def test_avro_records_go_through_the_broker(local_stack: LocalStack) -> None:
     assert sorted(received, key=lambda kv: kv[0]["user_id"]) == [
         ({"user_id": row["user_id"]}, row) for row in rows
     ]
-    assert fresh_registry.get_subjects(subject_prefix=topic) == [f"{topic}-key", f"{topic}-value"]
+    # Apicurio's compatibility API ignores subjectPrefix: filter here.
+    subjects = [s for s in fresh_registry.get_subjects() if s.startswith(topic)]
+    assert sorted(subjects) == [f"{topic}-key", f"{topic}-value"]

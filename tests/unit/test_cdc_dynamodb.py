@@ -31,7 +31,8 @@ VALUE = {
     "fields": [{"name": "document", "type": ["null", "string"], "default": None}],
     "connect.name": f"{NAMESPACE}.Value",
 }
-# The captured pre-SMT envelope (reference/cdc-formats.md 3.3), source reduced.
+# The connector's envelope before the SMT, as captured from it (docs/decoding.md), source
+# reduced.
 ENVELOPE = [
     "null",
     {

@@ -1,7 +1,7 @@
 """Every shape of Debezium PostgreSQL record, written by confluent-kafka's serializer.
 
-The schemas follow the captured and derived shapes of reference/cdc-formats.md (2.4,
-2.10, 4.2), written out here independently of schemas/cdc/.
+The schemas follow the shapes captured from the connectors and derived from Debezium's
+documentation (docs/decoding.md), written out here independently of schemas/cdc/.
 """
 
 from __future__ import annotations
