@@ -65,7 +65,8 @@ class Broker:
             # A new cluster: its id and this node as the one voter of the controller quorum.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             format_storage = ["kafka.tools.StorageTool", "format", "--standalone"]
-            format_storage += ["-t", cluster_id, "-c", str(self._config_path)]
+            # `=` form: an id may begin with "-", which a separate argument would make an option.
+            format_storage += [f"--cluster-id={cluster_id}", "-c", str(self._config_path)]
             java_options = [f"-Dlog4j2.configurationFile={log_config}", "-cp", classpath]
             process.run_logged([java, *java_options, *format_storage], log_path, timeout=120)
         argv = [java, *_JVM_OPTIONS, f"-Dlog4j2.configurationFile={log_config}"]

@@ -15,7 +15,6 @@ so nothing is skipped.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -122,6 +121,7 @@ class PostgresTableSink(BaseSink):
         self._schema = schema
         self._backoff = backoff
         self._pending: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        self._table_ready = False
         key = row_key(table)
         self._column_names = [column.name for column in table.columns]
         self._staged_rows = staging_table(table, table.columns, "rows")
@@ -151,17 +151,23 @@ class PostgresTableSink(BaseSink):
         return statement.on_conflict_do_update(index_elements=index_elements, set_=updates)
 
     def setup(self) -> None:
-        """Create the table, waiting with backoff while PostgreSQL is unreachable."""
-        while True:
-            try:
-                ensure_table(self._engine, self._table, self._schema)
-            except TRANSIENT_ERRORS as error:
-                delay = self._backoff.next_delay()
-                logger.warning("PostgreSQL unavailable (%s); retrying in %.1f s", error, delay)
-                time.sleep(delay)
-            else:
-                self._backoff.reset()
-                return
+        """Create the table now if PostgreSQL answers, else at the first flush.
+
+        No retry loop here: Quix calls this before its processing loop, where a wait
+        would ignore SIGTERM. A flush that cannot create the table backs off like any
+        other write, in the loop that stops on a signal.
+        """
+        try:
+            self._ensure_table()
+        except TRANSIENT_ERRORS as error:
+            logger.warning(
+                "PostgreSQL unavailable (%s); the table is created at the first write", error
+            )
+
+    def _ensure_table(self) -> None:
+        if not self._table_ready:
+            ensure_table(self._engine, self._table, self._schema)
+            self._table_ready = True
 
     def add(
         self,
@@ -181,6 +187,7 @@ class PostgresTableSink(BaseSink):
             return
         pending, self._pending = self._pending, {}
         try:
+            self._ensure_table()
             with measured_flush(self._table.name, len(pending)):
                 self._write(pending)
         except TRANSIENT_ERRORS as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,7 +99,7 @@ def test_endpoints_of_a_running_topology(
 
     # PostgreSQL unreachable: alive, not ready, and the reason is given without the password.
     broken_port = free_ports(1)[0]
-    pstreams(
+    broken = pstreams(
         "run",
         "interaction_data",
         env=stack_env
@@ -116,6 +117,9 @@ def test_endpoints_of_a_running_topology(
     assert not_ready.status_code == 503
     assert SECRET not in not_ready.text
     time.sleep(2)  # a sink retry or two in the log
+    # Waiting for the database does not keep it from stopping as an orchestrator asks.
+    broken.send_signal(signal.SIGTERM)
+    assert broken.wait(timeout=10) == 0
 
     for log in sorted(tmp_path.glob("pstreams-*.log")):
         text = log.read_text()
