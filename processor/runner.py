@@ -8,6 +8,7 @@ import logging
 from prometheus_client import REGISTRY
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models.topics import TopicManager
 
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
@@ -16,6 +17,7 @@ from processor.operations import OperationsServer, Probes, postgres_check
 from processor.pipeline import Pipeline
 from processor.settings import Settings
 from processor.sinks.postgres import PostgresTableSink, create_engine
+from processor.topics import PromptTopicAdmin
 from processor.topology import Topology
 
 logger = logging.getLogger(__name__)
@@ -30,9 +32,12 @@ def build_application(
     statistics feed `statistics`.
     """
     reporting = {"statistics.interval.ms": STATISTICS_INTERVAL_MS}
+    broker = ConnectionConfig.from_librdkafka_dict(settings.kafka_config)
+    group = settings.consumer_group(topology)
     return Application(
-        broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka_config),
-        consumer_group=settings.consumer_group(topology),
+        broker_address=broker,
+        consumer_group=group,
+        topic_manager=TopicManager(PromptTopicAdmin(broker), group),
         auto_offset_reset=settings.auto_offset_reset,
         commit_interval=settings.commit_interval_s,
         consumer_extra_config={"session.timeout.ms": settings.kafka_session_timeout_ms}
@@ -42,7 +47,7 @@ def build_application(
         # and aborts its open transaction at once, instead of waiting for the broker's
         # transaction timeout while the group's offsets stay locked.
         producer_extra_config=settings.kafka_producer_config
-        | {"transactional.id": f"{settings.consumer_group(topology)}-{settings.instance_id}"}
+        | {"transactional.id": f"{group}-{settings.instance_id}"}
         | reporting
         | {"stats_cb": statistics.on_producer},
         state_dir=settings.state_dir / topology,

@@ -1,12 +1,18 @@
-"""Creating the topics that pstreams tools produce into (seed load, replay)."""
+"""Creating topics: those that pstreams tools produce into (seed load, replay), and those
+a topology's Quix application creates for itself."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from quixstreams.models import Topic
+from quixstreams.models.topics.admin import TopicAdmin
+
+logger = logging.getLogger(__name__)
 
 
 def create_topics(
@@ -18,18 +24,21 @@ def create_topics(
 ) -> None:
     """Create the topics that do not exist yet; existing topics are left as they are.
 
-    Returns once the broker's metadata lists every topic: Kafka acknowledges a creation
-    when its controller has it, a moment before the brokers serve it.
-
     `kafka` is the bootstrap servers or a full librdkafka configuration (for SASL).
     `config` is the topics' configuration (e.g. `cleanup.policy`); the broker's defaults
     apply to the rest, as for topics a connector creates.
     """
+    admin_config = {"bootstrap.servers": kafka} if isinstance(kafka, str) else dict(kafka)
     new_topics = [NewTopic(name, partitions, config=dict(config or {})) for name in names]
+    create_new_topics(AdminClient(admin_config), new_topics, timeout_s)
+
+
+def create_new_topics(admin: AdminClient, new_topics: list[NewTopic], timeout_s: float) -> None:
+    """Create `new_topics` (one that exists already is left as it is), and return once
+    the broker's metadata lists them all: Kafka acknowledges a creation when its
+    controller has it, a moment before the brokers serve it."""
     if not new_topics:
         return
-    admin_config = {"bootstrap.servers": kafka} if isinstance(kafka, str) else dict(kafka)
-    admin = AdminClient(admin_config)  # kept referenced: its futures die with it
     futures = admin.create_topics(new_topics, request_timeout=timeout_s)
     for future in futures.values():
         try:
@@ -43,3 +52,32 @@ def create_topics(
         if time.monotonic() > deadline:
             raise KafkaException(f"created topics not in the metadata after {timeout_s} s")
         time.sleep(0.05)
+
+
+class PromptTopicAdmin(TopicAdmin):
+    """Quix's topic admin, returning as soon as its topics exist.
+
+    Quix's own waits a whole second before it first looks at a creation's result, and a
+    topology creates its topics one at a time as its stream is built: a topology with
+    six new topics took six seconds to start.
+    """
+
+    def create_topics(
+        self, topics: list[Topic], timeout: float = 30, finalize_timeout: float = 60
+    ) -> None:
+        existing = self.list_topics(timeout=timeout)
+        new_topics = []
+        for topic in topics:
+            if topic.name in existing:
+                continue
+            config = topic.create_config
+            logger.info("creating topic %s (%s)", topic.name, config.as_dict() if config else {})
+            new_topics.append(
+                NewTopic(
+                    topic.name,
+                    config.num_partitions if config else -1,
+                    config.replication_factor if config else -1,
+                    config=dict(config.extra_config) if config else {},
+                )
+            )
+        create_new_topics(self.admin_client, new_topics, max(timeout, finalize_timeout))
