@@ -187,7 +187,6 @@ class PostgresTableSink(BaseSink):
             return
         pending, self._pending = self._pending, {}
         try:
-            self._ensure_table()
             with measured_flush(self._table.name, len(pending)):
                 self._write(pending)
         except TRANSIENT_ERRORS as error:
@@ -207,6 +206,7 @@ class PostgresTableSink(BaseSink):
         self._pending.clear()
 
     def _write(self, pending: dict[tuple[Any, ...], dict[str, Any] | None]) -> None:
+        self._ensure_table()
         deleted = [key for key, row in pending.items() if row is None]
         names = self._column_names
         upserted = [
