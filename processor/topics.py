@@ -66,18 +66,19 @@ class PromptTopicAdmin(TopicAdmin):
         self, topics: list[Topic], timeout: float = 30, finalize_timeout: float = 60
     ) -> None:
         existing = self.list_topics(timeout=timeout)
-        new_topics = []
-        for topic in topics:
-            if topic.name in existing:
-                continue
-            config = topic.create_config
-            logger.info("creating topic %s (%s)", topic.name, config.as_dict() if config else {})
-            new_topics.append(
-                NewTopic(
-                    topic.name,
-                    config.num_partitions if config else -1,
-                    config.replication_factor if config else -1,
-                    config=dict(config.extra_config) if config else {},
-                )
-            )
+        new_topics = [_new_topic(topic) for topic in topics if topic.name not in existing]
         create_new_topics(self.admin_client, new_topics, max(timeout, finalize_timeout))
+
+
+def _new_topic(topic: Topic) -> NewTopic:
+    """The creation request for a Quix topic: its create config, else the broker's defaults."""
+    config = topic.create_config
+    logger.info("creating topic %s (%s)", topic.name, config.as_dict() if config else {})
+    if config is None:
+        return NewTopic(topic.name)
+    return NewTopic(
+        topic.name,
+        config.num_partitions,
+        config.replication_factor,
+        config=dict(config.extra_config),
+    )

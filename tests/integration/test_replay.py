@@ -74,10 +74,9 @@ def run_until_caught_up(settings: Settings, pstreams, env: dict[str, str]) -> di
 @pytest.mark.parametrize(
     "recipe",
     [
-        pytest.param(recipe, marks=() if name == "after-state" else pytest.mark.slow)
+        pytest.param(recipe, id=name, marks=() if name == "after-state" else pytest.mark.slow)
         for name, recipe in RECIPES.items()
     ],
-    ids=list(RECIPES),
 )
 def test_fixture(recipe: Recipe, settings: Settings, stack_env: dict[str, str], pstreams) -> None:
     expected = read_expected(recipe.expected)
