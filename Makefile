@@ -29,11 +29,6 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pstreams demo
 
-# The pipeline benchmark (docs/performance.md): prints figures per table, asserts nothing.
-# BENCH_ARGS e.g. `--only item_shared_by_user_pair --dataset /tmp/bench-data`.
-BENCH_ARGS ?=
-bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py $(BENCH_ARGS)
 
 # deploy/k8s/topologies.yaml from its template, one StatefulSet per topology.
 k8s: $(STAMP)
@@ -58,6 +53,13 @@ FLINK_STAMP := $(FLINK_VENV)/.installed
 PARITY_DATASETS ?=
 
 .PHONY: flink-venv parity
+
+# The pipeline benchmark (docs/performance.md): Flink and ours on the same dataset in one
+# run, figures per table, asserts nothing.
+# BENCH_ARGS e.g. `--only item_shared_by_user_pair --dataset /tmp/bench-data --all-at-once`.
+BENCH_ARGS ?=
+bench: $(STAMP) $(FLINK_STAMP)
+	$(BIN)/python bench/pipeline.py --flink-python $(FLINK_VENV)/bin/python $(BENCH_ARGS)
 
 $(FLINK_STAMP):
 	$(PYTHON) -m venv $(FLINK_VENV)

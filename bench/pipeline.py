@@ -1,14 +1,18 @@
 """The whole pipeline on the benchmark dataset, topics to PostgreSQL, beside Flink's figures.
 
-Run `make bench` or `.venv/bin/python bench/pipeline.py [--only NAME...] [--all-at-once]`.
-It starts a fresh embedded stack of its own on free ports in a temporary directory, loads
-the dataset as the CDC connectors would, then runs each topology that exists as a real process
-(`python -m processor run NAME`), one at a time: `interaction_data` first, because the
-others read the topic it writes, then each of the others alone on that topic. A topology
-is timed from its process start until its committed offsets show it has consumed and
-flushed everything (`processor.progress`), so the figures include Kafka, decoding, state
-and the PostgreSQL writes. It prints figures only and asserts nothing: a benchmark on a
-shared machine is for reading, not for failing builds. Results: docs/performance.md.
+Run `make bench` or `.venv/bin/python bench/pipeline.py [--only NAME...] [--all-at-once]
+[--flink-python .venv-flink/bin/python]`. With `--flink-python` (as `make bench` passes
+it), Apache Flink first runs the replaced SQL on the same dataset (`parity.flink_tables`:
+compute only, file in, no sink, parallelism 1), so that both sides are timed in one run on
+one machine load. It then starts a fresh embedded stack of its own on free ports in a
+temporary directory, loads the dataset as the CDC connectors would, then runs each
+topology that exists as a real process (`python -m processor run NAME`), one at a time:
+`interaction_data` first, because the others read the topic it writes, then each of the
+others alone on that topic. A topology is timed from its process start until its committed
+offsets show it has consumed and flushed everything (`processor.progress`), so the figures
+include Kafka, decoding, state and the PostgreSQL writes. It prints figures only and
+asserts nothing: a benchmark on a shared machine is for reading, not for failing builds.
+Results: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -38,18 +42,14 @@ from processor.seed.load import DatasetLoader
 from processor.settings import Settings, load_settings
 from processor.topology import Topology, all_topologies
 
-# Apache Flink 2.3 SQL (PyFlink local, streaming, parallelism 1), seconds per derived
-# table on the 100k-interaction dataset on this machine, as measured for the project
-# (docs/performance.md). Flink's figures are compute only (file in,
-# no sink); ours include reading Kafka and writing PostgreSQL. Flink has no figure for
-# `interaction_data`, which is a projection there.
-FLINK_SECONDS: dict[str, float] = {
-    "co_purchase_counts": 18.2,
-    "user_purchase_totals": 7.2,
-    "highly_rated_item_details": 2.4,
-    "item_shared_by_user_pair": 77.3,
-    "purchase_windowed_counts": 6.3,
-}
+# The tables Flink is timed on: `interaction_data` is a projection there, no job of its own.
+FLINK_TABLES = (
+    "co_purchase_counts",
+    "user_purchase_totals",
+    "highly_rated_item_details",
+    "item_shared_by_user_pair",
+    "purchase_windowed_counts",
+)
 FEEDER = "interaction_data"
 # Quix Streams logs this once the application is built and about to poll.
 STARTED = "The application started"
@@ -190,6 +190,56 @@ def await_caught_up(
             )
 
 
+@dataclass(frozen=True)
+class FlinkRun:
+    """Flink's seconds per table (its own timing of each job), and its whole process tree."""
+
+    seconds: dict[str, float]
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+
+
+def run_flink(flink_python: Path, dataset: Path, out: Path, timeout_s: float) -> FlinkRun:
+    """`parity.flink_tables` on the dataset; its per-table lines are `table rows seconds`."""
+    command = [str(flink_python), "-m", "parity.flink_tables", str(dataset), "--out", str(out)]
+    command += ["--discard", "--tables", *FLINK_TABLES]
+    with running(command, dict(os.environ)) as child:
+        peak: dict[int, float] = {}
+        cpu: dict[int, float] = {}
+        while child.process.poll() is None:
+            if time.perf_counter() - child.began > timeout_s:
+                raise child.failure(f"Flink did not finish within {timeout_s:.0f} s")
+            try:  # the JVM is a child of the Python process; sample both while they live
+                for process in child.tree():
+                    peak[process.pid] = _vm_hwm_mb(process.pid)
+                    cpu[process.pid] = sum(process.cpu_times()[:2])
+            except (psutil.NoSuchProcess, FileNotFoundError):
+                pass
+            time.sleep(0.5)
+        wall = time.perf_counter() - child.began
+    if child.process.returncode != 0:
+        raise child.failure(f"Flink exited with {child.process.returncode}")
+    seconds = {}
+    for line in child.tail:
+        fields = line.split()
+        if len(fields) == 3 and fields[0] in FLINK_TABLES:
+            seconds[fields[0]] = float(fields[2])
+    if set(seconds) != set(FLINK_TABLES):
+        raise child.failure(f"Flink reported {sorted(seconds)}, not all of {FLINK_TABLES}")
+    return FlinkRun(seconds, wall, sum(cpu.values()), sum(peak.values()))
+
+
+def print_flink(flink: FlinkRun) -> None:
+    print("\n### Apache Flink, compute only, in this run\n")
+    print("- per table s: " + ", ".join(f"{n} {s:.1f}" for n, s in flink.seconds.items()))
+    print(
+        f"- sum {sum(flink.seconds.values()):.1f} s; whole process {flink.wall_s:.1f} s wall "
+        f"(JVM start and warm-up included), {flink.cpu_s:.1f} CPU s, "
+        f"peak RSS {flink.peak_rss_mb:.0f} MB (Python and JVM)"
+    )
+
+
 def count_rows(settings: Settings, table: str) -> int:
     engine = sa.create_engine(settings.sqlalchemy_url)
     try:
@@ -234,7 +284,11 @@ def run_alone(
 
 
 def run_all_at_once(
-    topologies: list[Topology], env: dict[str, str], state_dir: Path, timeout_s: float
+    topologies: list[Topology],
+    env: dict[str, str],
+    state_dir: Path,
+    timeout_s: float,
+    flink: dict[str, float],
 ) -> None:
     """`pstreams run --all` on the same inputs, apart from the one-at-a-time runs."""
     overrides = ALL_AT_ONCE | {"STATE_DIR": str(state_dir)}
@@ -252,37 +306,41 @@ def run_all_at_once(
         if len(child.started_at) == len(topologies)
         else f"{len(child.started_at)} of {len(topologies)} logged it"
     )
-    flink = sum(FLINK_SECONDS.get(t.name, 0.0) for t in topologies)
     print(f"\n### All at once: `pstreams run --all`, {len(topologies)} processes\n")
     print(f"- caught up after {total:.1f} s (all started: {started}); CPU {cpu:.1f} s")
-    print(f"- Flink, sum over the same tables: {flink:.1f} s; ratio {total / flink:.2f}")
+    compared = sum(flink.get(t.name, 0.0) for t in topologies)
+    if compared:
+        print(
+            f"- Flink, sum over the same tables: {compared:.1f} s; "
+            f"speed ratio Flink / ours {compared / total:.2f}"
+        )
     print("- peak RSS MB: " + ", ".join(f"{name} {mb:.0f}" for name, mb in peaks.items()))
     print("- rows: " + ", ".join(f"{t.name} {count_rows(settings, t.name):,}" for t in topologies))
 
 
-def print_table(measurements: list[Measurement]) -> None:
+def print_table(measurements: list[Measurement], flink: dict[str, float]) -> None:
     print(
         "\n| topology | total s | start-up s | processing s | CPU s | input events "
-        "| events/s | rows | peak RSS MB | Flink s | processing / Flink |"
+        "| events/s | rows | peak RSS MB | Flink s | Flink / ours |"
     )
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for m in measurements:
         events = "-" if m.input_events is None else f"{m.input_events:,}"
         rate = "-" if m.input_events is None else f"{m.input_events / m.processing_s:,.0f}"
-        flink = FLINK_SECONDS.get(m.name)
-        versus = "- | -" if flink is None else f"{flink:.1f} | {m.processing_s / flink:.2f}"
+        theirs = flink.get(m.name)
+        versus = "- | -" if theirs is None else f"{theirs:.1f} | {theirs / m.processing_s:.2f}"
         print(
             f"| {m.name} | {m.total_s:.1f} | {m.startup_s:.1f} | {m.processing_s:.1f} "
             f"| {m.cpu_s:.1f} | {events} | {rate} | {m.rows:,} | {m.peak_rss_mb:.0f} "
             f"| {versus} |"
         )
-    compared = [m for m in measurements if m.name in FLINK_SECONDS]
+    compared = [m for m in measurements if m.name in flink]
     if compared:
         ours = sum(m.processing_s for m in compared)
-        flink = sum(FLINK_SECONDS[m.name] for m in compared)
+        theirs = sum(flink[m.name] for m in compared)
         print(
-            f"\nSum over the {len(compared)} tables Flink has figures for: processing "
-            f"{ours:.1f} s, Flink {flink:.1f} s, ratio {ours / flink:.2f}"
+            f"\nSum over the {len(compared)} tables Flink ran: processing "
+            f"{ours:.1f} s, Flink {theirs:.1f} s, Flink / ours {theirs / ours:.2f}"
         )
 
 
@@ -307,6 +365,12 @@ def prepare_dataset(args: argparse.Namespace, scratch: Path) -> Path:
 
 def bench(args: argparse.Namespace, scratch: Path) -> None:
     dataset = prepare_dataset(args, scratch)
+    print(f"load average at the start: {_load_average()}")
+    flink: dict[str, float] = {}
+    if args.flink_python:
+        print("running Apache Flink on the dataset ...", file=sys.stderr)
+        flink_run = run_flink(args.flink_python, dataset, scratch / "flink", args.timeout)
+        flink = flink_run.seconds
     began = time.perf_counter()
     stack: LocalStack = up(scratch / "stack", free_stack_ports())
     print(f"stack up: {time.perf_counter() - began:.1f} s", file=sys.stderr)
@@ -334,10 +398,17 @@ def bench(args: argparse.Namespace, scratch: Path) -> None:
     print(f"\n## Pipeline benchmark: {dataset}\n")
     print(f"- load: {sum(records.values()):,} CDC records in {load_s:.1f} s")
     print(f"- {os.cpu_count()} CPUs; topologies run one at a time")
-    print_table(measurements)
+    print_table(measurements, flink)
     if args.all_at_once:
         print("running all topologies at once ...", file=sys.stderr)
-        run_all_at_once(order, env, scratch / "state-all", args.timeout)
+        run_all_at_once(order, env, scratch / "state-all", args.timeout, flink)
+    if args.flink_python:
+        print_flink(flink_run)
+    print(f"\nload average at the end: {_load_average()}")
+
+
+def _load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg()) + " (1, 5, 15 min)"
 
 
 def main() -> int:
@@ -357,6 +428,11 @@ def main() -> int:
         "--only", nargs="+", metavar="TOPOLOGY", help=f"time these after {FEEDER} (default: all)"
     )
     parser.add_argument("--all-at-once", action="store_true", help="also time `pstreams run --all`")
+    parser.add_argument(
+        "--flink-python",
+        type=Path,
+        help="the Python of a virtualenv with apache-flink: time Flink on the dataset first",
+    )
     args = parser.parse_args()
 
     # SIGTERM unwinds like Ctrl-C, so the children and the stack are stopped either way.
