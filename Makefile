@@ -29,7 +29,6 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pstreams demo
 
-
 # deploy/k8s/topologies.yaml from its template, one StatefulSet per topology.
 k8s: $(STAMP)
 	$(BIN)/python deploy/k8s/render.py

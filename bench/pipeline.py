@@ -369,11 +369,11 @@ def prepare_dataset(args: argparse.Namespace, scratch: Path) -> Path:
 def bench(args: argparse.Namespace, scratch: Path) -> None:
     dataset = prepare_dataset(args, scratch)
     print(f"load average at the start: {_load_average()}")
-    flink: dict[str, float] = {}
+    flink_run = None
     if args.flink_python:
         print("running Apache Flink on the dataset ...", file=sys.stderr)
         flink_run = run_flink(args.flink_python, dataset, scratch / "flink", args.timeout)
-        flink = flink_run.seconds
+    flink = flink_run.seconds if flink_run else {}
     began = time.perf_counter()
     stack: LocalStack = up(scratch / "stack", free_stack_ports())
     print(f"stack up: {time.perf_counter() - began:.1f} s", file=sys.stderr)
@@ -405,7 +405,7 @@ def bench(args: argparse.Namespace, scratch: Path) -> None:
     if args.all_at_once:
         print("running all topologies at once ...", file=sys.stderr)
         run_all_at_once(order, env, scratch / "state-all", args.timeout, flink)
-    if args.flink_python:
+    if flink_run:
         print_flink(flink_run)
     print(f"\nload average at the end: {_load_average()}")
 

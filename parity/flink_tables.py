@@ -37,7 +37,7 @@ from pyflink.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
 from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, RollingPolicy
 from pyflink.java_gateway import get_gateway
-from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.table import Schema, StreamTableEnvironment, Table
 from pyflink.table.changelog_mode import ChangelogMode
 from pyflink.table.types import LocalZonedTimestampType, TimestampType
 
@@ -133,11 +133,18 @@ def warm_up(dataset: Dataset) -> None:
         run_job(sample, "interaction_data", Path(sink_dir))
 
 
-def run_discarded(dataset: Dataset, table: str) -> None:
-    """One bounded streaming job whose changelog is dropped inside the JVM: compute only."""
+def _query(
+    dataset: Dataset, table: str
+) -> tuple[StreamExecutionEnvironment, StreamTableEnvironment, Table]:
+    """A fresh job's environments and the table's statement over its sources."""
     env, t_env = _environments()
     _register_sources(env, t_env, dataset, table)
-    result = t_env.sql_query(_statement(f"{table}.sql"))
+    return env, t_env, t_env.sql_query(_statement(f"{table}.sql"))
+
+
+def run_discarded(dataset: Dataset, table: str) -> None:
+    """One bounded streaming job whose changelog is dropped inside the JVM: compute only."""
+    env, t_env, result = _query(dataset, table)
     sinks = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2
     t_env.to_changelog_stream(result).sink_to(Sink(sinks.DiscardingSink()))
     env.execute(f"compute only {table}")
@@ -148,9 +155,7 @@ def run_job(dataset: Dataset, table: str, sink_dir: Path) -> tuple[list[str], li
 
     Returns the result's column names and which of them are timestamps.
     """
-    env, t_env = _environments()
-    _register_sources(env, t_env, dataset, table)
-    result = t_env.sql_query(_statement(f"{table}.sql"))
+    env, t_env, result = _query(dataset, table)
     schema = result.get_schema()
     columns = schema.get_field_names()
     timestamps = [
