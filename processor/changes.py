@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class TableChange:
+class TableChange(NamedTuple):
     """The new absolute state of one output row: `row` to upsert, or None to delete `key`.
 
     Absolute values, never increments, so writing a change twice is harmless; this is
-    what makes a replay after a crash converge to the same table.
+    what makes a replay after a crash converge to the same table. A tuple, because the
+    pair tables make millions of them.
     """
 
     key: tuple[Any, ...]
     row: dict[str, Any] | None
-
-    @property
-    def is_delete(self) -> bool:
-        return self.row is None

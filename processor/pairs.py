@@ -19,7 +19,6 @@ broker that shows aborted transactions) changes nothing:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,14 +28,9 @@ from quixstreams.dataframe import StreamingDataFrame
 from processor.changes import TableChange
 from processor.pipeline import Pipeline
 
-
-@dataclass(frozen=True, slots=True)
-class PairCount:
-    """The current count of an ordered pair; 0 means the pair left the result."""
-
-    a: str
-    b: str
-    count: int
+# (a, b, count(a, b)): the current count of an ordered pair; 0 means the pair left the
+# result. A plain tuple, because a backlog's checkpoint changes millions of them.
+PairCount = tuple[str, str, int]
 
 
 def pair_rows(table: sa.Table) -> Callable[[list[PairCount]], list[TableChange]]:
@@ -46,11 +40,8 @@ def pair_rows(table: sa.Table) -> Callable[[list[PairCount]], list[TableChange]]
 
     def rows(changed: list[PairCount]) -> list[TableChange]:
         return [
-            TableChange(
-                (pair.a, pair.b),
-                {first: pair.a, second: pair.b, count: pair.count} if pair.count else None,
-            )
-            for pair in changed
+            TableChange((a, b), {first: a, second: b, count: n} if n else None)
+            for a, b, n in changed
         ]
 
     return rows
@@ -126,20 +117,25 @@ def _add_pairs(
 
 
 def _sum_partials(pipeline: Pipeline, pairs: StreamingDataFrame) -> StreamingDataFrame:
+    """Per a, the partial counts s_Q(a, b) by source partition Q: {Q: {b: s_Q(a, b)}}, one
+    small dictionary per source rather than one per pair."""
     store = pipeline.store(pairs)
 
     def total(message: dict[str, Any], a: str, _timestamp: int, _headers: Any) -> list[PairCount]:
-        partition = message_context().partition
+        partials = store.table(message_context().partition, "partials")[a]
         source = str(message["p"])
-        partials = store.table(partition, "partials")[a]
-        changed = []
+        own = partials.setdefault(source, {})
+        others = [entries for other, entries in partials.items() if other != source]
+        changed: list[PairCount] = []
         for b, partial in message["e"].items():
-            by_source = partials.setdefault(b, {})
-            by_source[source] = partial
-            count = sum(by_source.values())
-            if not count:
-                del partials[b]
-            changed += (PairCount(a, b, count), PairCount(b, a, count))
+            if partial:
+                own[b] = partial
+            else:
+                own.pop(b, None)
+            count = partial + sum(entries.get(b, 0) for entries in others) if others else partial
+            changed += ((a, b, count), (b, a, count))
+        if not own:
+            del partials[source]
         return changed
 
     return pairs.apply(total, metadata=True)

@@ -14,6 +14,7 @@ from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
 from processor.metrics import STATISTICS_INTERVAL_MS, KafkaStatistics
 from processor.operations import OperationsServer, Probes, postgres_check
+from processor.pacing import pace_checkpoints
 from processor.pipeline import Pipeline
 from processor.settings import Settings
 from processor.sinks.postgres import PostgresTableSink, create_engine
@@ -77,7 +78,9 @@ def _process(topology: Topology, settings: Settings, statistics: KafkaStatistics
         settings.postgres_schema,
         Backoff(settings.sink_retry_max_backoff_s),
     )
-    topology.build(pipeline).sink(sink)
+    table_changes = topology.build(pipeline)
+    table_changes.sink(sink)
+    pace_checkpoints(table_changes.processing_context, settings.backlog_commit_interval_s)
     logger.info(
         "running topology %s as consumer group %s", topology.name, app.config.consumer_group
     )

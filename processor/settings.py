@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
     processing_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
     commit_interval_s: float = Field(1.0, gt=0)
+    # The longest a checkpoint runs while a backlog is worked off (processor/pacing.py).
+    backlog_commit_interval_s: float = Field(10.0, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     sink_retry_max_backoff_s: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

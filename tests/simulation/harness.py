@@ -74,7 +74,7 @@ class Cluster:
     logs: dict[str, list[list[Record]]] = field(default_factory=dict)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     stores: dict[tuple[str, int], MemoryStorePartition] = field(default_factory=dict)
-    table: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    table: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
 
     def log(self, topic: str) -> list[list[Record]]:
         if topic not in self.logs:
@@ -90,20 +90,20 @@ class Cluster:
             self.stores[key] = MemoryStorePartition(changelog_producer=None)
         return self.stores[key]
 
-    def table_rows(self, table: sa.Table) -> list[tuple[Any, ...]]:
+    def table_rows(self) -> list[tuple[Any, ...]]:
         """The table's rows as tuples in column order (as `tests.reference.compare` reads)."""
-        return [tuple(row[column.name] for column in table.columns) for row in self.table.values()]
+        return list(self.table.values())
 
 
 class DictTableSink(PostgresTableSink):
     """The real sink (coalescing per key, absolute values), writing to the cluster's dict."""
 
-    def __init__(self, table: sa.Table, rows: dict[tuple[Any, ...], dict[str, Any]]) -> None:
+    def __init__(self, table: sa.Table, rows: dict[tuple[Any, ...], tuple[Any, ...]]) -> None:
         engine = sa.create_engine("postgresql+psycopg://")  # never connects: `_write` is ours
         super().__init__(engine, table, "public", Backoff(maximum=1.0))
         self._rows = rows
 
-    def _write(self, pending: dict[tuple[Any, ...], dict[str, Any] | None]) -> None:
+    def _write(self, pending: dict[tuple[Any, ...], tuple[Any, ...] | None]) -> None:
         for key, row in pending.items():
             if row is None:
                 self._rows.pop(key, None)

@@ -80,7 +80,7 @@ def check(
     name = module.TOPOLOGY.name
     problems = diff(
         {name: expected(scenario)},
-        {name: cluster.table_rows(module.TOPOLOGY.table)},
+        {name: cluster.table_rows()},
     )
     assert not problems, "\n".join(problems)
 
@@ -175,7 +175,7 @@ def test_replayed_first_record_counts_once() -> None:
     # Deliver the first record, commit, then deliver the rest (choices run out: deliver).
     schedule = Choices([0, 0, STEP_WEIGHTS.index(COMMIT)])
     run(item_shared_by_user_pair.TOPOLOGY, cluster, schedule, max_steps=3)
-    assert sorted(cluster.table_rows(item_shared_by_user_pair.TABLE)) == [
+    assert sorted(cluster.table_rows()) == [
         ("1", "2", 2),
         ("2", "1", 2),
     ]
