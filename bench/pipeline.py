@@ -1,18 +1,24 @@
-"""The whole pipeline on the benchmark dataset, topics to PostgreSQL, beside Flink's figures.
+"""The whole pipeline on the benchmark dataset, topics to PostgreSQL, beside Apache Flink.
 
 Run `make bench` or `.venv/bin/python bench/pipeline.py [--only NAME...] [--all-at-once]
-[--flink-python .venv-flink/bin/python]`. With `--flink-python` (as `make bench` passes
-it), Apache Flink first runs the replaced SQL on the same dataset (`parity.flink_tables`:
-compute only, file in, no sink, parallelism 1), so that both sides are timed in one run on
-one machine load. It then starts a fresh embedded stack of its own on free ports in a
-temporary directory, loads the dataset as the CDC connectors would, then runs each
-topology that exists as a real process (`python -m processor run NAME`), one at a time:
-`interaction_data` first, because the others read the topic it writes, then each of the
-others alone on that topic. A topology is timed from its process start until its committed
-offsets show it has consumed and flushed everything (`processor.progress`), so the figures
-include Kafka, decoding, state and the PostgreSQL writes. It prints figures only and
-asserts nothing: a benchmark on a shared machine is for reading, not for failing builds.
-Results: docs/performance.md.
+[--flink-python .venv-flink/bin/python] [--scale]`. With `--flink-python` (as `make bench`
+passes it), Apache Flink first runs the replaced SQL on the same dataset
+(`parity.flink_tables`: compute only, file in, no sink, parallelism 1), so that both sides
+are timed in one run on one machine load. It then starts a fresh embedded stack of its
+own on free ports in a temporary directory, loads the dataset as the CDC connectors
+would, then runs each topology as a real process (`python -m processor run NAME`), one
+at a time: `interaction_data` first, because the others read the topic it writes, then
+each of the others alone on that topic. A topology is timed from its process start until
+its committed offsets show it has consumed and flushed everything (`processor.progress`),
+so the figures include Kafka, decoding, state and the PostgreSQL writes.
+
+`--all-at-once` then times the whole pipeline end to end as the issue defines it:
+`pstreams run --all` is started on input topics of its own, still empty, and once all six
+processes are up, the dataset is loaded into them; the time runs from the first record
+loaded until every table is final. `--scale` instead runs each topology alone at 30,000,
+100,000 and 300,000 interactions (one fresh stack per point; no Flink), and prints the
+time per joined pair of the pair tables. Figures only, no assertions: a benchmark on a
+shared machine is for reading, not for failing builds. Results: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ FLINK_TABLES = (
 # benchmark dataset: measured, Flink spent 482 s of a 10-minute run in 439 full collections.
 FLINK_JVM_ARGS = "-Xmx6g -XX:+UseParallelGC"
 FEEDER = "interaction_data"
+# The tables whose cost grows with the joined pairs rather than with the records.
+PAIR_TABLES = ("co_purchase_counts", "item_shared_by_user_pair")
+# Interactions at each point of `--scale` (users, items and reviews as given).
+SCALE_POINTS = (30_000, 100_000, 300_000)
 # Quix Streams logs this once the application is built and about to poll.
 STARTED = "The application started"
 # How often a waiting loop looks at whether the process it waits for is still alive.
@@ -61,6 +71,8 @@ LIVENESS_CHECK_S = 5.0
 # Where the all-at-once run keeps its consumer groups, topics, tables and state, apart
 # from those of the one-at-a-time runs on the same stack (values relative to the root).
 ALL_AT_ONCE = {
+    "PG_TOPIC_PREFIX": "all",
+    "DYNAMODB_TOPIC": "all-interactions-cdc",
     "CONSUMER_GROUP_PREFIX": "pstreams-all-",
     "INTERACTIONS_TOPIC": "interaction_data_all",
     "DEAD_LETTER_TOPIC": "pstreams-all-dead-letter-{topology}",
@@ -286,31 +298,48 @@ def run_alone(
     )
 
 
+def await_started(child: Child, processes: int, timeout_s: float) -> None:
+    """Until `processes` of the child's processes have logged `STARTED`."""
+    while len(child.started_at) < processes:
+        if child.process.poll() is not None:
+            raise child.failure(f"the process exited with {child.process.returncode}")
+        if time.perf_counter() - child.began > timeout_s:
+            raise child.failure(f"{len(child.started_at)} of {processes} started")
+        time.sleep(0.1)
+
+
 def run_all_at_once(
     topologies: list[Topology],
     env: dict[str, str],
+    dataset: Path,
     state_dir: Path,
     timeout_s: float,
     flink: dict[str, float],
 ) -> None:
-    """`pstreams run --all` on the same inputs, apart from the one-at-a-time runs."""
+    """`pstreams run --all` end to end, on input topics of its own: started on the empty
+    topics, then timed from the first record loaded until every table is final."""
     overrides = ALL_AT_ONCE | {"STATE_DIR": str(state_dir)}
     settings = Settings(**{name.lower(): value for name, value in overrides.items()})
+    loader = DatasetLoader(settings)  # creates the input topics, empty
     command = [sys.executable, "-m", "processor", "run", "--all"]
     with running(command, env | overrides) as child:
+        await_started(child, len(topologies), timeout_s)
+        started = time.perf_counter() - child.began
+        began = time.perf_counter()
+        records = sum(loader.load(dataset).per_topic.values())
+        loaded = time.perf_counter() - began
         caught_up = await_caught_up(settings, topologies, child, timeout_s)
         # The supervisor's command line ends in --all, each child's in its topology.
         names = {p.pid: p.cmdline()[-1].replace("--all", "supervisor") for p in child.tree()}
         peaks = {names[pid]: mb for pid, mb in child.peak_rss_mb().items()}
         cpu = child.cpu_s()
-    total = caught_up - child.began
-    started = (
-        f"{child.started_at[-1] - child.began:.1f} s"
-        if len(child.started_at) == len(topologies)
-        else f"{len(child.started_at)} of {len(topologies)} logged it"
+    total = caught_up - began
+    print(f"\n### End to end: `pstreams run --all`, {len(topologies)} processes\n")
+    print(
+        f"- all {len(topologies)} started in {started:.1f} s; then {records:,} CDC records "
+        f"loaded in {loaded:.1f} s; every table final {total:.1f} s after the first record "
+        f"was loaded; CPU {cpu:.1f} s (start-up included)"
     )
-    print(f"\n### All at once: `pstreams run --all`, {len(topologies)} processes\n")
-    print(f"- caught up after {total:.1f} s (all started: {started}); CPU {cpu:.1f} s")
     compared = sum(flink.get(t.name, 0.0) for t in topologies)
     if compared:
         print(
@@ -366,6 +395,40 @@ def prepare_dataset(args: argparse.Namespace, scratch: Path) -> Path:
     return directory
 
 
+def start_stack(scratch: Path) -> dict[str, str]:
+    """A fresh embedded stack; returns the environment of the processes run against it."""
+    began = time.perf_counter()
+    stack: LocalStack = up(scratch / "stack", free_stack_ports())
+    print(f"stack up: {time.perf_counter() - began:.1f} s", file=sys.stderr)
+    env = os.environ | stack.env() | {"PYTHONUNBUFFERED": "1"}
+    # The loader and the progress probe read the same environment as the topologies.
+    os.environ.update(env)
+    return env
+
+
+def run_each_alone(
+    topologies: dict[str, Topology],
+    wanted: set[str],
+    settings: Settings,
+    env: dict[str, str],
+    state_dir: Path,
+    records: dict[str, int],
+    timeout_s: float,
+) -> list[Measurement]:
+    """`interaction_data` first, then each wanted topology alone on the topic it wrote."""
+    order = [topologies[FEEDER], *(t for n, t in topologies.items() if n != FEEDER and n in wanted)]
+    measurements = []
+    for topology in order:
+        print(f"running {topology.name} alone ...", file=sys.stderr)
+        measurement = run_alone(topology, settings, env, state_dir, records, timeout_s)
+        print(f"  caught up in {measurement.total_s:.1f} s", file=sys.stderr)
+        measurements.append(measurement)
+        if topology.name == FEEDER:
+            # It publishes one record per row to the topic the others read.
+            records[settings.interactions_topic] = measurement.rows
+    return measurements
+
+
 def bench(args: argparse.Namespace, scratch: Path) -> None:
     dataset = prepare_dataset(args, scratch)
     print(f"load average at the start: {_load_average()}")
@@ -374,12 +437,7 @@ def bench(args: argparse.Namespace, scratch: Path) -> None:
         print("running Apache Flink on the dataset ...", file=sys.stderr)
         flink_run = run_flink(args.flink_python, dataset, scratch / "flink", args.timeout)
     flink = flink_run.seconds if flink_run else {}
-    began = time.perf_counter()
-    stack: LocalStack = up(scratch / "stack", free_stack_ports())
-    print(f"stack up: {time.perf_counter() - began:.1f} s", file=sys.stderr)
-    env = os.environ | stack.env() | {"PYTHONUNBUFFERED": "1"}
-    # The loader and the progress probe read the same environment as the topologies.
-    os.environ.update(env)
+    env = start_stack(scratch)
     settings = load_settings()
 
     began = time.perf_counter()
@@ -387,16 +445,9 @@ def bench(args: argparse.Namespace, scratch: Path) -> None:
     load_s = time.perf_counter() - began
     topologies = all_topologies()
     wanted = set(args.only or topologies)
-    order = [topologies[FEEDER], *(t for n, t in topologies.items() if n != FEEDER and n in wanted)]
-    measurements = []
-    for topology in order:
-        print(f"running {topology.name} alone ...", file=sys.stderr)
-        measurement = run_alone(topology, settings, env, scratch / "state", records, args.timeout)
-        print(f"  caught up in {measurement.total_s:.1f} s", file=sys.stderr)
-        measurements.append(measurement)
-        if topology.name == FEEDER:
-            # It publishes one record per row to the topic the others read.
-            records[settings.interactions_topic] = measurement.rows
+    measurements = run_each_alone(
+        topologies, wanted, settings, env, scratch / "state", records, args.timeout
+    )
 
     print(f"\n## Pipeline benchmark: {dataset}\n")
     print(f"- load: {sum(records.values()):,} CDC records in {load_s:.1f} s")
@@ -404,10 +455,86 @@ def bench(args: argparse.Namespace, scratch: Path) -> None:
     print_table(measurements, flink)
     if args.all_at_once:
         print("running all topologies at once ...", file=sys.stderr)
-        run_all_at_once(order, env, scratch / "state-all", args.timeout, flink)
+        chosen = [m.name for m in measurements]
+        run_all_at_once(
+            [topologies[name] for name in chosen],
+            env,
+            dataset,
+            scratch / "state-all",
+            args.timeout,
+            flink,
+        )
     if flink_run:
         print_flink(flink_run)
     print(f"\nload average at the end: {_load_average()}")
+
+
+def joined_pairs(settings: Settings, topology: Topology) -> int | None:
+    """A pair table's sum of counts: the rows its SQL self-join produces; None for the
+    other tables."""
+    if topology.name not in PAIR_TABLES:
+        return None
+    count = topology.table.columns[-1].name
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            query = f'SELECT sum("{count}") FROM "{settings.postgres_schema}"."{topology.name}"'
+            return int(connection.scalar(sa.text(query)) or 0)
+    finally:
+        engine.dispose()
+
+
+def scale(args: argparse.Namespace, scratch: Path) -> None:
+    """Each topology alone at each scale point, the other sizes fixed."""
+    print(f"load average at the start: {_load_average()}")
+    topologies = all_topologies()
+    wanted = set(args.only or topologies)
+    rows = []
+    for interactions in SCALE_POINTS:
+        point_dir = scratch / f"scale-{interactions}"
+        try:
+            rows += scale_point(args, point_dir, interactions, topologies, wanted)
+        finally:
+            down(point_dir / "stack")
+    print(f"\n## Scale: {args.users:,} users, {args.items:,} items, {args.reviews:,} reviews\n")
+    print(
+        "| interactions | topology | processing s | CPU s | rows | joined pairs "
+        "| µs per joined pair | peak RSS MB |"
+    )
+    print("|--:|---|--:|--:|--:|--:|--:|--:|")
+    for interactions, m, pairs in rows:
+        per_pair = f"{m.processing_s / pairs * 1e6:.2f}" if pairs else "-"
+        print(
+            f"| {interactions:,} | {m.name} | {m.processing_s:.1f} | {m.cpu_s:.1f} | {m.rows:,} "
+            f"| {'-' if pairs is None else f'{pairs:,}'} | {per_pair} | {m.peak_rss_mb:.0f} |"
+        )
+    print(f"\nload average at the end: {_load_average()}")
+
+
+def scale_point(
+    args: argparse.Namespace,
+    directory: Path,
+    interactions: int,
+    topologies: dict[str, Topology],
+    wanted: set[str],
+) -> list[tuple[int, Measurement, int | None]]:
+    """One point of `--scale` on a stack of its own: the source tables of two datasets
+    would collide in one database."""
+    options = SeedOptions(
+        users=args.users,
+        items=args.items,
+        interactions=interactions,
+        reviews=args.reviews,
+        seed=args.seed,
+    )
+    write_dataset(generate(options), directory / "dataset")
+    env = start_stack(directory)
+    settings = load_settings()
+    records = dict(DatasetLoader(settings).load(directory / "dataset").per_topic)
+    measurements = run_each_alone(
+        topologies, wanted, settings, env, directory / "state", records, args.timeout
+    )
+    return [(interactions, m, joined_pairs(settings, topologies[m.name])) for m in measurements]
 
 
 def _load_average() -> str:
@@ -432,6 +559,12 @@ def main() -> int:
     )
     parser.add_argument("--all-at-once", action="store_true", help="also time `pstreams run --all`")
     parser.add_argument(
+        "--scale",
+        action="store_true",
+        help=f"instead: each topology alone at {', '.join(map(str, SCALE_POINTS))} interactions "
+        "(no Flink, no --dataset)",
+    )
+    parser.add_argument(
         "--flink-python",
         type=Path,
         help="the Python of a virtualenv with apache-flink: time Flink on the dataset first",
@@ -442,7 +575,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scratch = Path(tempfile.mkdtemp(prefix="pstreams-bench-"))
     try:
-        bench(args, scratch)
+        (scale if args.scale else bench)(args, scratch)
     except BenchError as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
         return 1

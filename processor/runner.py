@@ -41,6 +41,9 @@ def build_application(
         topic_manager=TopicManager(PromptTopicAdmin(broker), group),
         auto_offset_reset=settings.auto_offset_reset,
         commit_interval=settings.commit_interval_s,
+        # An idle poll blocks the loop, and with it the commit of a checkpoint that is
+        # due: no longer than the live interval (Quix's default is 1 s).
+        consumer_poll_timeout=min(settings.commit_interval_s, 1.0),
         consumer_extra_config={"session.timeout.ms": settings.kafka_session_timeout_ms}
         | reporting
         | {"stats_cb": statistics.on_consumer},

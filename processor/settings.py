@@ -55,7 +55,9 @@ class Settings(BaseSettings):
     # Names this replica; distinct per replica of a topology (a StatefulSet pod name is).
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
     processing_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
-    commit_interval_s: float = Field(1.0, gt=0)
+    # How stale a table may be while its topology keeps up (Kafka Streams commits every
+    # 100 ms under exactly-once, too); backlogs get longer checkpoints (processor/pacing.py).
+    commit_interval_s: float = Field(0.1, gt=0)
     # The longest a checkpoint runs while a backlog is worked off (processor/pacing.py).
     backlog_commit_interval_s: float = Field(10.0, gt=0)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"

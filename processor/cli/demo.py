@@ -224,6 +224,7 @@ def _load_and_process(
         load_task = progress.add_task("dataset lines loaded", total=lines)
         watcher = _Watcher(settings, topologies, progress)
         watcher.start()
+        began = time.perf_counter()
         try:
             try:
                 counts = DatasetLoader(settings).load(dataset, lambda: progress.advance(load_task))
@@ -250,7 +251,8 @@ def _load_and_process(
             watcher.stop()
     console.print(
         f"[green]✓[/green] {sum(counts.per_topic.values()):,} CDC records in "
-        f"{len(counts.per_topic)} topics, all processed and in PostgreSQL"
+        f"{len(counts.per_topic)} topics, loaded, processed and in PostgreSQL "
+        f"{time.perf_counter() - began:.1f} s after the load began"
     )
 
 
