@@ -1,9 +1,10 @@
 """What a topology builds its stream from: decoded sources with a dead-letter topic, outputs.
 
 Every input is consumed as raw bytes and parsed inside the dataframe, so a record that
-cannot be parsed becomes a value like any other and is routed by Quix itself to the
-topology's dead-letter topic: written in the same checkpoint (and, under exactly-once,
-the same transaction) as everything else, never lost and never stopping the stream.
+cannot be parsed becomes a value like any other, which the stream produces to the
+topology's dead-letter topic with the checkpoint's producer: written in the same
+checkpoint (and, under exactly-once, the same transaction) as everything else, never lost
+and never stopping the stream.
 """
 
 from __future__ import annotations
@@ -152,11 +153,18 @@ class Pipeline:
         )
         self._sources.append(topic)
         parsed = self.app.dataframe(topic).apply(Parser(self.topology, parse), metadata=True)
-        rejected = parsed.filter(lambda value: isinstance(value, Rejected))
-        rejected.set_headers(self._dead_letter_headers).apply(
-            lambda rejection: rejection.record.value
-        ).to_topic(self._dead_letters())
-        return parsed.filter(lambda value: value is not None and not isinstance(value, Rejected))
+        dead_letters = self._dead_letters()
+
+        def parsed_data(value: Any) -> bool:
+            """Whether `value` is data; a rejection is sent on to the dead letters here,
+            not on a branch of its own: Quix copies every value at a branch (pickling
+            it), which cost more than the parsing."""
+            if isinstance(value, Rejected):
+                self._dead_letter(parsed, dead_letters, value)
+                return False
+            return value is not None
+
+        return parsed.filter(parsed_data)
 
     def _await_topic(self, name: str) -> None:
         admin = AdminClient(self.settings.kafka_config)
@@ -259,12 +267,22 @@ class Pipeline:
             )
         return self._dead_letter_topic
 
-    def _dead_letter_headers(
-        self, rejection: Rejected, _key: Any, _timestamp: int, headers: list[tuple[str, bytes]]
-    ) -> list[tuple[str, bytes]]:
+    def _dead_letter(self, stream: StreamingDataFrame, topic: Topic, rejection: Rejected) -> None:
+        """Produce the rejected record, as it was read, to the dead-letter topic within the
+        checkpoint's (transactional) producer."""
+        record = rejection.record
+        stream.processing_context.producer.produce(
+            topic=topic.name,
+            key=record.key,
+            value=record.value,
+            headers=self._dead_letter_headers(rejection),
+            timestamp=record.timestamp_ms,
+        )
+
+    def _dead_letter_headers(self, rejection: Rejected) -> list[tuple[str, bytes]]:
         record = rejection.record
         return [
-            *headers,
+            *record.headers,
             (ERROR_HEADER, str(rejection.error).encode()),
             (ERROR_TYPE_HEADER, type(rejection.error).__name__.encode()),
             (SOURCE_TOPIC_HEADER, record.topic.encode()),

@@ -145,6 +145,10 @@ class ProgressProbe:
             self._reader.unassign()
 
 
+# Pause between two passes of a wait: one pass (a consumer per group) costs more.
+LOOK_EVERY_S = 0.1
+
+
 def wait_until_caught_up(
     settings: Settings, topologies: list[Topology], timeout: float
 ) -> list[Lag]:
@@ -173,7 +177,7 @@ def wait_until_caught_up(
                 lags += _lags(probe, settings, topology, external_ends)
             if not lags or time.monotonic() > deadline:
                 return lags
-            time.sleep(0.5)
+            time.sleep(LOOK_EVERY_S)
     finally:
         probe.close()
 
