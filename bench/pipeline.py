@@ -43,6 +43,7 @@ import sqlalchemy as sa
 
 from processor.local.stack import LocalStack, down, free_stack_ports, up
 from processor.progress import wait_until_caught_up
+from processor.runner import STARTED_LOG_LINE as STARTED
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import DatasetLoader
 from processor.settings import Settings, load_settings
@@ -64,8 +65,6 @@ FEEDER = "interaction_data"
 PAIR_TABLES = ("co_purchase_counts", "item_shared_by_user_pair")
 # Interactions at each point of `--scale` (users, items and reviews as given).
 SCALE_POINTS = (30_000, 100_000, 300_000)
-# Quix Streams logs this once the application is built and about to poll.
-STARTED = "The application started"
 # How often a waiting loop looks at whether the process it waits for is still alive.
 LIVENESS_CHECK_S = 5.0
 # Where the all-at-once run keeps its consumer groups, topics, tables and state, apart

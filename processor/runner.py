@@ -23,6 +23,10 @@ from processor.topology import Topology
 
 logger = logging.getLogger(__name__)
 
+# What Quix Streams logs once a topology's application is built and about to poll: tools
+# that start topologies (the demo, the benchmark) wait for it before they load data.
+STARTED_LOG_LINE = "The application started"
+
 
 # How long the broker may hold a fetch that finds nothing new. Each stage of a topology
 # reads what the stage before it committed, and a read_committed fetch waiting at the end

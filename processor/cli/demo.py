@@ -2,9 +2,11 @@
 
 The demo always starts from a fresh stack of its own (under `.local/demo`, on free
 ports), so it never meets a developer's stack and every run shows the same tables. The
-topologies start right after the stack, so their start-up overlaps generating and
-loading the dataset. The stack is left running at the end so the tables can be explored
-with psql; `pstreams local down --root .local/demo` removes it.
+topologies start right after the stack, the dataset is generated while they start, and
+it is loaded once all of them are processing: the time it prints from the first record
+loaded to the final tables is the pipeline's own, not the interpreters' start-up. The
+stack is left running at the end so the tables can be explored with psql;
+`pstreams local down --root .local/demo` removes it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from processor.topology import Topology, all_topologies
 if TYPE_CHECKING:
     from processor.local.stack import LocalStack
     from processor.progress import ProgressProbe
+    from processor.seed.load import DatasetLoader
     from processor.settings import Settings
 
 DEMO_ROOT = Path(".local/demo")
@@ -150,7 +153,9 @@ def _demo(args: argparse.Namespace) -> int:
 
             settings = load_settings()
             dataset = args.dataset or _generate(console)
-            _load_and_process(console, settings, dataset, supervisor, log)
+            loader = _loader(settings)  # creates the input topics the topologies await
+            _await_topologies(console, supervisor, log)
+            _load_and_process(console, settings, loader, dataset, supervisor, log)
     except DemoFailed as error:
         console.print(f"[bold red]demo failed:[/bold red] {error}")
         return 1
@@ -199,8 +204,44 @@ def _generate(console: Console) -> Path:
     return directory
 
 
+def _loader(settings: Settings) -> DatasetLoader:
+    from processor.seed.load import DatasetLoader
+
+    try:
+        return DatasetLoader(settings)
+    except Exception as error:  # it talks to three servers; any can fail
+        raise DemoFailed(f"preparing the load failed: {type(error).__name__}: {error}") from error
+
+
+def _check_running(supervisor: subprocess.Popen, log: Path) -> None:
+    if supervisor.poll() is not None:
+        raise DemoFailed(f"pstreams run --all exited with {supervisor.returncode}; see {log}")
+
+
+def _await_topologies(console: Console, supervisor: subprocess.Popen, log: Path) -> None:
+    """Until every topology of `pstreams run --all` has logged that it is processing."""
+    from processor.runner import STARTED_LOG_LINE
+
+    began = time.perf_counter()
+    count = len(all_topologies())
+    with console.status(f"starting the {count} topologies"):
+        while log.read_text(errors="replace").count(STARTED_LOG_LINE) < count:
+            _check_running(supervisor, log)
+            if time.perf_counter() - began > PROCESSING_TIMEOUT_S:
+                late = f"the topologies did not start within {PROCESSING_TIMEOUT_S:.0f} s"
+                raise DemoFailed(f"{late}; see {log}")
+            time.sleep(0.1)
+    took = time.perf_counter() - began
+    console.print(f"[green]✓[/green] {count} topologies started in {took:.1f} s")
+
+
 def _load_and_process(
-    console: Console, settings: Settings, dataset: Path, supervisor: subprocess.Popen, log: Path
+    console: Console,
+    settings: Settings,
+    loader: DatasetLoader,
+    dataset: Path,
+    supervisor: subprocess.Popen,
+    log: Path,
 ) -> None:
     """Load the dataset while the topologies process it; return once they caught up.
 
@@ -210,7 +251,6 @@ def _load_and_process(
     Rates are averages since the load began.
     """
     from processor.progress import wait_until_caught_up
-    from processor.seed.load import DatasetLoader
 
     if not dataset.is_dir():
         raise DemoFailed(f"{dataset} is not a dataset directory")
@@ -227,7 +267,7 @@ def _load_and_process(
         began = time.perf_counter()
         try:
             try:
-                counts = DatasetLoader(settings).load(dataset, lambda: progress.advance(load_task))
+                counts = loader.load(dataset, lambda: progress.advance(load_task))
                 progress.stop_task(load_task)
             except Exception as error:  # the loader talks to three servers; any can fail
                 raise DemoFailed(
@@ -235,10 +275,7 @@ def _load_and_process(
                 ) from error
             deadline = time.monotonic() + PROCESSING_TIMEOUT_S
             while lags := wait_until_caught_up(settings, list(topologies.values()), timeout=0):
-                if supervisor.poll() is not None:
-                    raise DemoFailed(
-                        f"pstreams run --all exited with {supervisor.returncode}; see {log}"
-                    )
+                _check_running(supervisor, log)
                 if time.monotonic() > deadline:
                     behind = "\n".join(f"  {lag}" for lag in lags)
                     raise DemoFailed(
