@@ -473,7 +473,7 @@ def joined_pairs(settings: Settings, topology: Topology) -> int | None:
     other tables."""
     if topology.name not in PAIR_TABLES:
         return None
-    count = topology.table.columns[-1].name
+    count = list(topology.table.columns)[-1].name
     engine = sa.create_engine(settings.sqlalchemy_url)
     try:
         with engine.connect() as connection:

@@ -137,7 +137,11 @@ class ProgressProbe:
                     continue
                 error = message.error()
                 if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    return False
+                    # A read_committed reader's end is the last stable offset. Below `end`,
+                    # a transaction is still open, or its commit markers are still being
+                    # written after the group's offsets already show: its records may
+                    # count, so the group is not caught up yet.
+                    return message.offset() < end
                 if error is None:
                     return message.offset() < end
             return True
