@@ -21,7 +21,7 @@ checkpoint did survives it; the replayed records redo it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import orjson
@@ -32,6 +32,9 @@ from quixstreams.state.base import State
 Key = Hashable
 # Namespace of our keys inside Quix's store, apart from anything Quix keeps there.
 STATE_PREFIX = b"pstreams"
+# Entries per internal message: a pair count entry is about 30 bytes of JSON, a review
+# forwarded to its item about 60, so a message stays far below Kafka's 1 MB.
+MAX_ENTRIES_PER_MESSAGE = 5_000
 
 
 class _CheckpointScoped:
@@ -128,12 +131,16 @@ class Outbox(_CheckpointScoped):
     `entries(partition)[key]` is the dictionary of entries pending for `key` from
     `partition`; a key changed by a thousand records in one checkpoint is sent once, as
     `{"p": partition, "e": entries}`. Entries carry absolute values, so a message that
-    arrives twice changes nothing.
+    arrives twice changes nothing, and each entry can be applied on its own: a key with
+    more than `MAX_ENTRIES_PER_MESSAGE` pending entries is sent as several messages, so
+    that no message grows with the key's group (Kafka refuses those over 1 MB). `levels`
+    is how many levels of dictionaries hold entries (2: `{kind: {id: value}}`).
     """
 
-    def __init__(self, sdf: StreamingDataFrame, topic: str) -> None:
+    def __init__(self, sdf: StreamingDataFrame, topic: str, levels: int = 1) -> None:
         super().__init__(sdf)
         self._topic = topic
+        self._levels = levels
         self._pending: dict[int, defaultdict[str, dict[str, Any]]] = {}
 
     def _reset(self) -> None:
@@ -153,12 +160,48 @@ class Outbox(_CheckpointScoped):
         producer = self._sdf.processing_context.producer
         for partition, pending in self._pending.items():
             for key, entries in pending.items():
-                producer.produce(
-                    topic=self._topic,
-                    key=key.encode(),
-                    value=orjson.dumps({"p": partition, "e": entries}),
-                )
+                for part in split_entries(entries, self._levels, MAX_ENTRIES_PER_MESSAGE):
+                    producer.produce(
+                        topic=self._topic,
+                        key=key.encode(),
+                        value=orjson.dumps({"p": partition, "e": part}),
+                    )
         self._reset()
+
+
+def split_entries(entries: dict[str, Any], levels: int, limit: int) -> Iterator[dict[str, Any]]:
+    """`entries` in parts of at most `limit` entries each, nested as they are."""
+    if _count(entries, levels) <= limit:
+        yield entries
+        return
+    part: dict[str, Any] = {}
+    size = 0
+    for path, value in _entries(entries, levels):
+        node = part
+        for name in path[:-1]:
+            node = node.setdefault(name, {})
+        node[path[-1]] = value
+        size += 1
+        if size == limit:
+            yield part
+            part, size = {}, 0
+    if size:
+        yield part
+
+
+def _count(entries: dict[str, Any], levels: int) -> int:
+    if levels == 1:
+        return len(entries)
+    return sum(_count(inner, levels - 1) for inner in entries.values())
+
+
+def _entries(entries: dict[str, Any], levels: int) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for name, value in entries.items():
+        if levels == 1:
+            yield (name,), value
+        else:
+            for path, leaf in _entries(value, levels - 1):
+                yield (name, *path), leaf
 
 
 class CheckpointHook(BaseSink):

@@ -63,7 +63,7 @@ def forward(
     `join_column`; NULL: nowhere), as the entry of `kind` named by its `id_column` (a
     primary key column), with `value(row)`."""
     store = pipeline.store(changes)
-    outbox = pipeline.outbox(changes, topic)
+    outbox = pipeline.outbox(changes, topic, levels=2)
 
     def route(change: RowChange) -> None:
         partition = message_context().partition
@@ -91,7 +91,7 @@ def gather(
     `react(key, before, after, send)` returns for each message, `send` going to `replies`."""
     stream = pipeline.app.dataframe(topic)
     store = pipeline.store(stream)
-    outbox = pipeline.outbox(stream, replies)
+    outbox = pipeline.outbox(stream, replies, levels=2)
 
     def update(message: dict[str, Any], key: str, _ts: int, _headers: Any) -> list[TableChange]:
         partition = message_context().partition

@@ -201,9 +201,9 @@ class Pipeline:
             self._register_hook(stream)
         return store
 
-    def outbox(self, stream: StreamingDataFrame, topic: Topic) -> Outbox:
+    def outbox(self, stream: StreamingDataFrame, topic: Topic, levels: int = 1) -> Outbox:
         """Messages from `stream` to an internal topic, sent once per checkpoint."""
-        outbox = Outbox(stream, topic.name)
+        outbox = Outbox(stream, topic.name, levels)
         self.hook.on_checkpoint(outbox.send)
         self._register_hook(stream)
         return outbox

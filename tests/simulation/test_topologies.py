@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from processor import checkpointed
 from processor.interactions import Interaction, source_partition_name
 from tests.reference import model
 from tests.reference.compare import diff
@@ -204,3 +205,22 @@ def test_late_purchases_equal_reference(profile: settings) -> None:
         assert Counter(published.values()) == expected
 
     late_purchases_equal_reference()
+
+
+@pytest.mark.parametrize(
+    "table", ["co_purchase_counts", "item_shared_by_user_pair", "highly_rated_item_details"]
+)
+def test_topology_equals_reference_with_messages_split(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's entries split over several internal messages (two entries each here, 5,000
+    in production) give the same table: each entry is applied on its own."""
+    monkeypatch.setattr(checkpointed, "MAX_ENTRIES_PER_MESSAGE", 2)
+    module, expected, generated = CASES[table]
+
+    @settings(QUICK, max_examples=50)
+    @given(scenario=generated, schedule=schedules)
+    def split_messages_equal_reference(scenario: Scenario, schedule: list[int]) -> None:
+        check(module, expected, scenario, schedule)
+
+    split_messages_equal_reference()
