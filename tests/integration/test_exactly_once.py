@@ -163,7 +163,9 @@ def test_kills_inside_transactions_leave_no_duplicate_and_no_gap(
     assert all(process.poll() is None for process in processes.values())
 
     expected = expected_tables(settings, dataset, partitions=1, in_event_time_order=True)
-    assert differences(settings, expected) == []
+    # Every difference in the message: pytest would show only the first of a list.
+    problems = differences(settings, expected)
+    assert not problems, "\n".join(problems)
     # Each interaction of the table is on the interactions topic exactly once for a
     # read_committed reader, though the killed transactions' records are in its log.
     assert_interactions_published_once(settings)
