@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import sqlalchemy as sa
@@ -254,14 +255,19 @@ def print_flink(flink: FlinkRun) -> None:
     )
 
 
-def count_rows(settings: Settings, table: str) -> int:
+def _table_scalar(settings: Settings, table: str, expression: str) -> Any:
+    """One aggregate over a derived table in PostgreSQL."""
     engine = sa.create_engine(settings.sqlalchemy_url)
     try:
         with engine.connect() as connection:
-            query = f'SELECT count(*) FROM "{settings.postgres_schema}"."{table}"'
+            query = f'SELECT {expression} FROM "{settings.postgres_schema}"."{table}"'
             return connection.scalar(sa.text(query))
     finally:
         engine.dispose()
+
+
+def count_rows(settings: Settings, table: str) -> int:
+    return _table_scalar(settings, table, "count(*)")
 
 
 def input_events(settings: Settings, topology: Topology, records: dict[str, int]) -> int | None:
@@ -474,13 +480,7 @@ def joined_pairs(settings: Settings, topology: Topology) -> int | None:
     if topology.name not in PAIR_TABLES:
         return None
     count = list(topology.table.columns)[-1].name
-    engine = sa.create_engine(settings.sqlalchemy_url)
-    try:
-        with engine.connect() as connection:
-            query = f'SELECT sum("{count}") FROM "{settings.postgres_schema}"."{topology.name}"'
-            return int(connection.scalar(sa.text(query)) or 0)
-    finally:
-        engine.dispose()
+    return int(_table_scalar(settings, topology.name, f'sum("{count}")') or 0)
 
 
 def scale(args: argparse.Namespace, scratch: Path) -> None:

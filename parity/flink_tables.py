@@ -231,15 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             job_started = perf_counter()
             run_discarded(dataset, table)
             seconds = perf_counter() - job_started
-            flink_total += seconds
-            print(f"{table:<28}{'-':>10}{seconds:>10.1f}", flush=True)
-            continue
-        with tempfile.TemporaryDirectory(prefix=f"parity-{table}-") as sink_dir:
-            job_started = perf_counter()
-            columns, timestamps = run_job(dataset, table, Path(sink_dir))
-            seconds = perf_counter() - job_started
-            rows = materialize(Path(sink_dir))
-        count = write_table(table_path(args.out, table), columns, timestamps, rows)
+            count = "-"
+        else:
+            with tempfile.TemporaryDirectory(prefix=f"parity-{table}-") as sink_dir:
+                job_started = perf_counter()
+                columns, timestamps = run_job(dataset, table, Path(sink_dir))
+                seconds = perf_counter() - job_started
+                rows = materialize(Path(sink_dir))
+            count = write_table(table_path(args.out, table), columns, timestamps, rows)
         flink_total += seconds
         print(f"{table:<28}{count:>10}{seconds:>10.1f}", flush=True)
     print(

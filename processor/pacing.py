@@ -66,9 +66,10 @@ def pace_checkpoints(context: ProcessingContext, backlog_interval_s: float) -> N
     """Make `context` start `PacedCheckpoint`s: its `commit_interval` becomes the live
     interval, `backlog_interval_s` the longest a checkpoint may run while behind."""
     live_interval_s = context.commit_interval
+    # The topology is built by now, so its input topics are known and stay the same.
+    topics = {topic.name for topic in context.dataframe_registry.consumer_topics}
 
     def init_checkpoint() -> None:
-        topics = {topic.name for topic in context.dataframe_registry.consumer_topics}
         context._checkpoint = PacedCheckpoint(
             live_interval_s,
             topics,

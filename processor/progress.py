@@ -136,13 +136,11 @@ class ProgressProbe:
                 if message is None:
                     continue
                 error = message.error()
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    # A read_committed reader's end is the last stable offset. Below `end`,
-                    # a transaction is still open, or its commit markers are still being
-                    # written after the group's offsets already show: its records may
-                    # count, so the group is not caught up yet.
-                    return message.offset() < end
-                if error is None:
+                # A record before `end` is one left to process. So is an end (EOF) before
+                # `end`: a read_committed reader's end is the last stable offset, and below
+                # `end` a transaction is still open, or its commit markers are still being
+                # written after the group's offsets already show; its records may count.
+                if error is None or error.code() == KafkaError._PARTITION_EOF:
                     return message.offset() < end
             return True
         finally:

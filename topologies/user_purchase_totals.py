@@ -50,7 +50,9 @@ def _count_activity(pipeline: Pipeline, stream: StreamingDataFrame, by_user: Any
         activity = store.table(partition, "activity")[str(user_id)]
         activity["interactions"] = activity.get("interactions", 0) + 1
         activity["purchases"] = activity.get("purchases", 0) + interaction.is_purchase
-        outbox.entries(partition)[str(user_id)].update(activity)
+        # One entry, so that the two counts travel together (an outbox entry stands alone).
+        sent = [activity["interactions"], activity["purchases"]]
+        outbox.entries(partition)[str(user_id)]["activity"] = sent
 
     stream.update(count)
 
@@ -76,8 +78,8 @@ def _totals(pipeline: Pipeline, by_user: Any) -> StreamingDataFrame:
         entries = message["e"]
         if "user" in entries:
             profiles[user] = entries["user"]
-        if "interactions" in entries:
-            activity[str(message["p"])] = [entries["interactions"], entries["purchases"]]
+        if "activity" in entries:
+            activity[str(message["p"])] = entries["activity"]
         profile = profiles[user]
         if profile is None or not any(counts[0] for counts in activity.values()):
             return TableChange((int(user),), None)

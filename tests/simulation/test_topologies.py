@@ -208,7 +208,13 @@ def test_late_purchases_equal_reference(profile: settings) -> None:
 
 
 @pytest.mark.parametrize(
-    "table", ["co_purchase_counts", "item_shared_by_user_pair", "highly_rated_item_details"]
+    "table",
+    [
+        "co_purchase_counts",
+        "item_shared_by_user_pair",
+        "user_purchase_totals",
+        "highly_rated_item_details",
+    ],
 )
 def test_topology_equals_reference_with_messages_split(
     table: str, monkeypatch: pytest.MonkeyPatch
