@@ -21,7 +21,7 @@ checkpoint did survives it; the replayed records redo it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import orjson
@@ -29,12 +29,15 @@ from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.sinks import BaseSink
 from quixstreams.state.base import State
 
+from processor import paging
+
 Key = Hashable
 # Namespace of our keys inside Quix's store, apart from anything Quix keeps there.
 STATE_PREFIX = b"pstreams"
-# Entries per internal message: a pair count entry is about 30 bytes of JSON, a review
-# forwarded to its item about 60, so a message stays far below Kafka's 1 MB.
-MAX_ENTRIES_PER_MESSAGE = 5_000
+# Largest page of a paged state value, and largest internal message, in bytes of JSON:
+# each page is one changelog message, and Kafka refuses messages over 1 MB.
+PAGE_BYTES = 64 * 1024
+MESSAGE_BYTES = 256 * 1024
 
 
 class _CheckpointScoped:
@@ -59,13 +62,15 @@ class _CheckpointScoped:
 
 class _Table(dict):
     """One named table of a partition's store: values load on first access (a missing
-    key gives `factory()`), and every value accessed is written back at the checkpoint."""
+    key gives `factory()`), and every value accessed is written back at the checkpoint,
+    whole: for values of bounded size."""
 
-    __slots__ = ("_factory", "_load")
+    __slots__ = ("_factory", "_name", "_state")
 
-    def __init__(self, load: Callable[[Key], Any], factory: Callable[[], Any]) -> None:
+    def __init__(self, state: State, name: str, factory: Callable[[], Any]) -> None:
         super().__init__()
-        self._load = load
+        self._state = state
+        self._name = name
         self._factory = factory
 
     def __missing__(self, key: Key) -> Any:
@@ -74,6 +79,98 @@ class _Table(dict):
             value = self._factory()
         self[key] = value
         return value
+
+    def _load(self, key: Key) -> Any:
+        return self._state.get((self._name, key))
+
+    def write_back(self) -> None:
+        """Empty values (None, 0, empty containers) are deleted rather than stored."""
+        for key, value in self.items():
+            if value:
+                self._state.set((self._name, key), value)
+            else:
+                self._state.delete((self._name, key))
+
+
+class _PagedTable(_Table):
+    """A table of maps that grow with the data, each stored in pages of at most
+    `PAGE_BYTES` (`processor.paging`), so no stored value or changelog message grows
+    with a key's skew, and a checkpoint rewrites only the pages whose bytes changed.
+
+    The first page, at the value's own key, is `[depth, entries]`; the others, at
+    `(key, page)`, hold entries only (absent when empty). A value loaded from one page is
+    rewritten whole when accessed, like any other; one of several pages keeps its pages'
+    bytes until the checkpoint, to tell which ones changed.
+    """
+
+    __slots__ = ("_levels", "_stored")
+
+    def __init__(self, state: State, name: str, levels: int) -> None:
+        super().__init__(state, name, dict)
+        self._levels = levels
+        self._stored: dict[Key, list[object]] = {}
+
+    def _page_key(self, key: Key, page: int) -> tuple[Any, ...]:
+        return (self._name, key) if page == 0 else (self._name, key, page)
+
+    def _load(self, key: Key) -> Any:
+        first = self._state.get_bytes(self._page_key(key, 0))
+        if first is None:
+            return None
+        depth, value = orjson.loads(first)
+        if depth:
+            stored = self._stored[key] = [first]
+            for page in range(1, 1 << depth):
+                encoded = self._state.get_bytes(self._page_key(key, page))
+                stored.append(encoded)
+                if encoded is not None:
+                    paging.merge(value, orjson.loads(encoded), self._levels)
+        return value
+
+    def write_back(self) -> None:
+        for key, value in self.items():
+            # What is stored, page by page (beyond them: nothing); the first page of a value
+            # loaded from one page is written anyway.
+            stored: list[object] = self._stored.get(key) or [_UNKNOWN]
+            encoded = self._encode(value, len(stored).bit_length() - 1) if value else [None]
+            for page in range(max(len(stored), len(encoded))):
+                new = encoded[page] if page < len(encoded) else None
+                if (stored[page] if page < len(stored) else None) == new:
+                    continue
+                if new is None:
+                    self._state.delete(self._page_key(key, page))
+                else:
+                    self._state.set_bytes(self._page_key(key, page), new)
+
+    def _encode(self, value: dict, depth: int) -> list[bytes | None]:
+        """The pages of `value`, encoded, at the depth (from the stored one on) at which
+        none is over `PAGE_BYTES` unless it holds a single entry; one level less when the
+        pages are mostly empty (under an eighth of the limit on average)."""
+        encoded = self._pages(value, depth)
+        while encoded is None:
+            depth += 1
+            encoded = self._pages(value, depth)
+        while depth and sum(len(page or b"") for page in encoded) * 8 < PAGE_BYTES << depth:
+            fewer = self._pages(value, depth - 1)
+            if fewer is None:
+                break
+            depth, encoded = depth - 1, fewer
+        return encoded
+
+    def _pages(self, value: dict, depth: int) -> list[bytes | None] | None:
+        """The encoded pages at `depth`, or None when one of them is too large to keep."""
+        pages = paging.pages(value, self._levels, depth)
+        encoded = [orjson.dumps([depth, pages[0]])]
+        encoded += [orjson.dumps(page) if page else None for page in pages[1:]]
+        for page, data in zip(pages, encoded, strict=True):
+            if data is not None and len(data) > PAGE_BYTES and paging.count(page, self._levels) > 1:
+                return None
+        return encoded
+
+
+# Stands for the stored first page of a value loaded from a single page: never equal to
+# its new bytes, so that page is always written back (as `_Table` does).
+_UNKNOWN = object()
 
 
 class CheckpointedStore(_CheckpointScoped):
@@ -98,30 +195,28 @@ class CheckpointedStore(_CheckpointScoped):
         return transaction.as_state(prefix=STATE_PREFIX)
 
     def table(self, partition: int, name: str, factory: Callable[[], Any] = dict) -> dict:
-        """The table `name` of `partition`, valid while the current record is processed."""
+        """The table `name` of `partition`, valid while the current record is processed;
+        for values of bounded size (a count, a row, one entry per partition)."""
+        return self._table(partition, name, lambda state: _Table(state, name, factory))
+
+    def paged(self, partition: int, name: str, levels: int = 1) -> dict:
+        """A table whose values are maps that grow with the data (their entries `levels`
+        dictionaries deep), stored in pages of bounded size."""
+        return self._table(partition, name, lambda state: _PagedTable(state, name, levels))
+
+    def _table(self, partition: int, name: str, create: Callable[[State], _Table]) -> dict:
         self._current()
         table = self._tables.get((partition, name))
         if table is None:
-            state = self._state(partition)
-            table = self._tables[(partition, name)] = _Table(
-                lambda key: state.get((name, key)), factory
-            )
+            table = self._tables[(partition, name)] = create(self._state(partition))
         return table
 
     def write_back(self) -> None:
-        """Persist every value accessed into the checkpoint's store transactions.
-
-        Empty values (None, 0, empty containers) are deleted rather than stored.
-        """
+        """Persist every value accessed into the checkpoint's store transactions."""
         if not self._current():
             return
-        for (partition, name), table in self._tables.items():
-            state = self._state(partition)
-            for key, value in table.items():
-                if value:
-                    state.set((name, key), value)
-                else:
-                    state.delete((name, key))
+        for table in self._tables.values():
+            table.write_back()
         self._reset()
 
 
@@ -131,10 +226,10 @@ class Outbox(_CheckpointScoped):
     `entries(partition)[key]` is the dictionary of entries pending for `key` from
     `partition`; a key changed by a thousand records in one checkpoint is sent once, as
     `{"p": partition, "e": entries}`. Entries carry absolute values, so a message that
-    arrives twice changes nothing, and each entry can be applied on its own: a key with
-    more than `MAX_ENTRIES_PER_MESSAGE` pending entries is sent as several messages, so
-    that no message grows with the key's group (Kafka refuses those over 1 MB). `levels`
-    is how many levels of dictionaries hold entries (2: `{kind: {id: value}}`).
+    arrives twice changes nothing, and each entry can be applied on its own: a key whose
+    entries encode to more than `MESSAGE_BYTES` is sent as several messages
+    (`paging.parts`), so that no message grows with the key's group. `levels` is how many
+    levels of dictionaries hold entries (2: `{kind: {id: value}}`).
     """
 
     def __init__(self, sdf: StreamingDataFrame, topic: str, levels: int = 1) -> None:
@@ -159,49 +254,14 @@ class Outbox(_CheckpointScoped):
             return
         producer = self._sdf.processing_context.producer
         for partition, pending in self._pending.items():
+
+            def encode(entries: dict[str, Any], partition: int = partition) -> bytes:
+                return orjson.dumps({"p": partition, "e": entries})
+
             for key, entries in pending.items():
-                for part in split_entries(entries, self._levels, MAX_ENTRIES_PER_MESSAGE):
-                    producer.produce(
-                        topic=self._topic,
-                        key=key.encode(),
-                        value=orjson.dumps({"p": partition, "e": part}),
-                    )
+                for value in paging.parts(entries, self._levels, encode, MESSAGE_BYTES):
+                    producer.produce(topic=self._topic, key=key.encode(), value=value)
         self._reset()
-
-
-def split_entries(entries: dict[str, Any], levels: int, limit: int) -> Iterator[dict[str, Any]]:
-    """`entries` in parts of at most `limit` entries each, nested as they are."""
-    if _count(entries, levels) <= limit:
-        yield entries
-        return
-    part: dict[str, Any] = {}
-    size = 0
-    for path, value in _entries(entries, levels):
-        node = part
-        for name in path[:-1]:
-            node = node.setdefault(name, {})
-        node[path[-1]] = value
-        size += 1
-        if size == limit:
-            yield part
-            part, size = {}, 0
-    if size:
-        yield part
-
-
-def _count(entries: dict[str, Any], levels: int) -> int:
-    if levels == 1:
-        return len(entries)
-    return sum(_count(inner, levels - 1) for inner in entries.values())
-
-
-def _entries(entries: dict[str, Any], levels: int) -> Iterator[tuple[tuple[str, ...], Any]]:
-    for name, value in entries.items():
-        if levels == 1:
-            yield (name,), value
-        else:
-            for path, leaf in _entries(value, levels - 1):
-                yield (name, *path), leaf
 
 
 class CheckpointHook(BaseSink):

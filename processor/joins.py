@@ -8,9 +8,10 @@ that joins at a key on the partition of that key. Two operators do it:
   A row whose join key changed is withdrawn from its old key, so each key holds exactly
   the rows that join there now.
 - `gather` keeps, per key, everything forwarded to it (`{kind: {id: value}}`), and after
-  each message calls a reaction with the key's entries before and after: it returns the
-  key's table changes and may `forward` entries on to other keys (a foreign key of the
-  gathered row, the replies of a lookup).
+  each message calls a reaction with a `Gathering`: the key's entries and the earlier
+  values of those the message changed, so that a reaction can cost what changed rather
+  than what the key holds. It returns the key's table changes and may send entries on to
+  other keys (a foreign key of the gathered row, the replies of a lookup).
 
 Messages carry absolute values and are merged per key within a checkpoint (`Outbox`), so a
 message that arrives twice changes nothing, and the entries of one (kind, id) at one key
@@ -20,7 +21,7 @@ arrive in the order they were sent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from quixstreams import message_context
 from quixstreams.dataframe import StreamingDataFrame
@@ -33,6 +34,32 @@ from processor.pipeline import Pipeline
 
 # The entries gathered at one key: kind -> {id: value}.
 Gathered = dict[str, dict[str, Any]]
+
+
+class Gathering(NamedTuple):
+    """A key's entries after a message (`now`), and the earlier value of each entry the
+    message changed (`was`; None: it was not there)."""
+
+    now: Gathered
+    was: Gathered
+
+    def get(self, kind: str, entry: str) -> Any:
+        return self.now.get(kind, {}).get(entry)
+
+    def before(self, kind: str, entry: str) -> Any:
+        """The entry as it was before the message."""
+        was = self.was.get(kind, {})
+        return was[entry] if entry in was else self.get(kind, entry)
+
+    def changed(self, kind: str) -> dict[str, Any]:
+        """The entries of `kind` the message changed, with their earlier values."""
+        return self.was.get(kind, {})
+
+    def all_before(self, kind: str) -> dict[str, Any]:
+        """Every entry of `kind` as it was before the message."""
+        was = self.was.get(kind, {})
+        entries = {**self.now.get(kind, {}), **was}
+        return {entry: value for entry, value in entries.items() if value is not None}
 
 
 class Send(Protocol):
@@ -84,28 +111,30 @@ def forward(
 def gather(
     pipeline: Pipeline,
     topic: Topic,
-    react: Callable[[str, Gathered, Gathered, Send], list[TableChange]],
+    react: Callable[[str, Gathering, Send], list[TableChange]],
     replies: Topic,
 ) -> StreamingDataFrame:
     """The entries forwarded to `topic`, kept per key; returns the stream of what
-    `react(key, before, after, send)` returns for each message, `send` going to `replies`."""
+    `react(key, gathering, send)` returns for each message, `send` going to `replies`."""
     stream = pipeline.app.dataframe(topic)
     store = pipeline.store(stream)
     outbox = pipeline.outbox(stream, replies, levels=2)
 
     def update(message: dict[str, Any], key: str, _ts: int, _headers: Any) -> list[TableChange]:
         partition = message_context().partition
-        gathered: Gathered = store.table(partition, "gathered")[key]
-        before = {kind: dict(entries) for kind, entries in gathered.items()}
+        gathered: Gathered = store.paged(partition, "gathered", levels=2)[key]
+        was: Gathered = {}
         for kind, entries in message["e"].items():
             held = gathered.setdefault(kind, {})
+            earlier = was.setdefault(kind, {})
             for name, value in entries.items():
-                if value is None:
-                    held.pop(name, None)
-                else:
+                old = held.pop(name, None) if value is None else held.get(name)
+                if value is not None:
                     held[name] = value
+                if old != value:
+                    earlier[name] = old
             if not held:
                 del gathered[kind]
-        return react(key, before, gathered, _sender(outbox, partition))
+        return react(key, Gathering(gathered, was), _sender(outbox, partition))
 
     return stream.apply(update, metadata=True)

@@ -64,7 +64,7 @@ def _count_members(pipeline: Pipeline, events: StreamingDataFrame, groups_topic:
     def count(event: tuple[str, str]) -> None:
         group, member = event
         partition = message_context().partition
-        members = store.table(partition, "members")[group]
+        members = store.paged(partition, "members")[group]
         members[member] = occurrences = members.get(member, 0) + 1
         outbox.entries(partition)[group][member] = occurrences
 
@@ -78,9 +78,9 @@ def _count_pairs(pipeline: Pipeline, groups: StreamingDataFrame, pairs_topic: An
     def update(message: dict[str, Any], group: str, _timestamp: int, _headers: Any) -> None:
         partition = message_context().partition
         source = str(message["p"])
-        totals = store.table(partition, "totals")[group]
-        by_source = store.table(partition, "by_source")[group]
-        sums = store.table(partition, "sums")
+        totals = store.paged(partition, "totals")[group]
+        by_source = store.paged(partition, "by_source")[group]
+        sums = store.paged(partition, "sums")
         out = outbox.entries(partition)
         for member, occurrences in message["e"].items():
             counts = by_source.setdefault(member, {})
@@ -122,7 +122,7 @@ def _sum_partials(pipeline: Pipeline, pairs: StreamingDataFrame) -> StreamingDat
     store = pipeline.store(pairs)
 
     def total(message: dict[str, Any], a: str, _timestamp: int, _headers: Any) -> list[PairCount]:
-        partials = store.table(message_context().partition, "partials")[a]
+        partials = store.paged(message_context().partition, "partials", levels=2)[a]
         source = str(message["p"])
         own = partials.setdefault(source, {})
         others = [entries for other, entries in partials.items() if other != source]

@@ -15,13 +15,13 @@ any order, those of one category arrive in its order.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from quixstreams.dataframe import StreamingDataFrame
 
 from processor.changes import TableChange
-from processor.joins import Gathered, Send, forward, gather
+from processor.joins import Gathering, Send, forward, gather
 from processor.pipeline import Pipeline
 from processor.topology import Topology
 
@@ -54,53 +54,98 @@ def category_name(row: dict[str, Any]) -> dict[str, Any]:
     return {"name": row.get("category_name")}
 
 
-def category_of(item_id: str, at_item: Gathered) -> str | None:
-    item = at_item.get("item", {}).get(item_id)
+def category_of(item: dict[str, Any] | None) -> str | None:
     return None if item is None or item["category_id"] is None else str(item["category_id"])
 
 
-def rows(item_id: str, at_item: Gathered) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The table's rows for one item, by primary key."""
-    item = at_item.get("item", {}).get(item_id)
-    category = at_item.get("category", {}).get(category_of(item_id, at_item))
-    if item is None or item["availability_status"] != "in_stock" or category is None:
-        return {}
-    found = {}
-    for _, review in sorted(at_item.get("review", {}).items()):
-        found[(review["user_id"], int(item_id))] = {
-            "user_id": review["user_id"],
-            "rating_score": review["rating"],
-            "item_id": int(item_id),
-            "image_url": item["image_url"],
-            "brand_id": item["brand_id"],
-            "category_name": category["name"],
-        }
-    return found
+class View(NamedTuple):
+    """What the rows of an item show of it and of its category (None: not there)."""
+
+    item: dict[str, Any] | None
+    category: dict[str, Any] | None
+
+    @property
+    def shown(self) -> bool:
+        """Whether the item's good reviews are rows: it is in stock, its category exists."""
+        in_stock = self.item is not None and self.item["availability_status"] == "in_stock"
+        return in_stock and self.category is not None
+
+    def row(self, item_id: str, review: dict[str, Any]) -> TableChange:
+        item, category = self.item, self.category  # both there: the view is shown
+        key = (review["user_id"], int(item_id))
+        return TableChange(
+            key,
+            {
+                "user_id": review["user_id"],
+                "rating_score": review["rating"],
+                "item_id": int(item_id),
+                "image_url": item["image_url"],
+                "brand_id": item["brand_id"],
+                "category_name": category["name"],
+            },
+        )
+
+    def rows(self, item_id: str, reviews: dict[str, Any]) -> dict[tuple[Any, ...], Any]:
+        """The item's rows by primary key."""
+        if not self.shown:
+            return {}
+        changes = (self.row(item_id, review) for review in reviews.values())
+        return {change.key: change.row for change in changes}
+
+    def row_of_user(self, item_id: str, reviews: dict[str, Any], user: Any) -> TableChange:
+        """The row of a user whose review left: another review of theirs, else none."""
+        for review in reviews.values():
+            if review["user_id"] == user:
+                return self.row(item_id, review)
+        return TableChange((user, int(item_id)), None)
 
 
-def item_changed(item_id: str, before: Gathered, after: Gathered, send: Send) -> list[TableChange]:
-    """Registers the item with its category when that changed; returns its rows' changes."""
-    left, joined = category_of(item_id, before), category_of(item_id, after)
+def item_changed(item_id: str, at_item: Gathering, send: Send) -> list[TableChange]:
+    """Registers the item with its category when that changed; returns its rows' changes.
+
+    When the item or its category changed, every row is compared; otherwise only the
+    rows of the changed reviews, so that a review costs the same on an item with 60,000
+    as on one with one. A row is keyed by its reviewer: the source allows one review
+    per user and item, but its CDC may show two at once for a moment, so a review that
+    leaves a user gives way to another one of that user.
+    """
+    item_was, item = at_item.before("item", item_id), at_item.get("item", item_id)
+    left, joined = category_of(item_was), category_of(item)
     if left != joined:
         if left is not None:
             send(left, "member", item_id, None)
         if joined is not None:
             send(joined, "member", item_id, True)
-    old, new = rows(item_id, before), rows(item_id, after)
-    return [TableChange(key, None) for key in old.keys() - new.keys()] + [
-        TableChange(key, row) for key, row in new.items() if old.get(key) != row
-    ]
+    view_was = View(item_was, at_item.before("category", left))
+    view = View(item, at_item.get("category", joined))
+    reviews = at_item.now.get("review", {})
+    if view != view_was:
+        old = view_was.rows(item_id, at_item.all_before("review"))
+        new = view.rows(item_id, reviews)
+        return [TableChange(key, None) for key in old.keys() - new.keys()] + [
+            TableChange(key, row) for key, row in new.items() if old.get(key) != row
+        ]
+    if not view.shown:
+        return []
+    changes = []
+    for review_id, earlier in at_item.changed("review").items():
+        review = reviews.get(review_id)
+        if review is not None:
+            changes.append(view.row(item_id, review))
+        if earlier is not None and (review is None or review["user_id"] != earlier["user_id"]):
+            changes.append(view.row_of_user(item_id, reviews, earlier["user_id"]))
+    return changes
 
 
-def category_changed(
-    category_id: str, before: Gathered, after: Gathered, send: Send
-) -> list[TableChange]:
+def category_changed(category_id: str, at_category: Gathering, send: Send) -> list[TableChange]:
     """Tells each member item whose view changed the category's name (None: the category
     does not exist, or the item left it)."""
-    category = after.get("category", {}).get(category_id)
-    members, were = after.get("member", {}), before.get("member", {})
-    renamed = category != before.get("category", {}).get(category_id)
-    for item in members.keys() | were.keys() if renamed else members.keys() ^ were.keys():
+    category = at_category.get("category", category_id)
+    members = at_category.now.get("member", {})
+    told = at_category.changed("member").keys()
+    if category != at_category.before("category", category_id):
+        told = told | members.keys()
+    for item in told:
         send(item, "category", category_id, category if item in members else None)
     return []
 

@@ -100,7 +100,7 @@ def _windows(pipeline: Pipeline, stream: StreamingDataFrame) -> StreamingDataFra
     def window(interaction: Interaction) -> Outcome:
         partition = message_context().partition
         progress = store.table(partition, "progress")["watermark"]
-        open_windows = store.table(partition, "windows")["open"]
+        open_windows = store.paged(partition, "windows", levels=2)["open"]
         before = watermarks.current(progress)
         late = None
         if interaction.is_purchase:

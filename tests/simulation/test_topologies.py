@@ -207,26 +207,20 @@ def test_late_purchases_equal_reference(profile: settings) -> None:
     late_purchases_equal_reference()
 
 
-@pytest.mark.parametrize(
-    "table",
-    [
-        "co_purchase_counts",
-        "item_shared_by_user_pair",
-        "user_purchase_totals",
-        "highly_rated_item_details",
-    ],
-)
-def test_topology_equals_reference_with_messages_split(
+@pytest.mark.parametrize("table", CASES)
+def test_topology_equals_reference_with_values_paged_and_messages_split(
     table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A key's entries split over several internal messages (two entries each here, 5,000
-    in production) give the same table: each entry is applied on its own."""
-    monkeypatch.setattr(checkpointed, "MAX_ENTRIES_PER_MESSAGE", 2)
+    """State values in many pages and a key's entries in one message each (pages of
+    64 KiB and messages of 256 KiB in production) give the same table: pages merge back
+    whole, and each entry of a message is applied on its own."""
+    monkeypatch.setattr(checkpointed, "PAGE_BYTES", 40)
+    monkeypatch.setattr(checkpointed, "MESSAGE_BYTES", 1)
     module, expected, generated = CASES[table]
 
     @settings(QUICK, max_examples=50)
     @given(scenario=generated, schedule=schedules)
-    def split_messages_equal_reference(scenario: Scenario, schedule: list[int]) -> None:
+    def paged_and_split_equal_reference(scenario: Scenario, schedule: list[int]) -> None:
         check(module, expected, scenario, schedule)
 
-    split_messages_equal_reference()
+    paged_and_split_equal_reference()
