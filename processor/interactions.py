@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from quixstreams import message_context
 from quixstreams.dataframe import StreamingDataFrame
 
+from processor import storable
 from processor.avro import SchemaRegistry
 from processor.errors import DecodeError
 from processor.pipeline import Pipeline, SourceRecord
@@ -54,8 +55,9 @@ def decode_interaction(registry: SchemaRegistry, record: SourceRecord) -> Intera
         raise DecodeError("an interactions record has no value")
     value, _ = registry.decode(record.value, record.headers)
     return Interaction(
-        user_id=value["user_id"],
-        item_id=value["item_id"],
+        # Ids are keys of the analytics tables: too long for an index is bad input.
+        user_id=storable.key_text(value["user_id"], "user_id"),
+        item_id=storable.key_text(value["item_id"], "item_id"),
         action_type=value["action_type"],
         event_time_ms=int(value["event_time_ltz"].timestamp() * 1000),
         source_topic=value["source_topic"],

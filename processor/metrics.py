@@ -40,6 +40,12 @@ LATE_EVENTS = Counter(
     "Events dropped because their event-time window had already closed, by topology.",
     ["topology"],
 )
+ROWS_REFUSED = Counter(
+    "pstreams_rows_refused",
+    "Derived rows PostgreSQL refused to store (a data error), kept out of the table, by"
+    " table and SQLSTATE.",
+    ["table", "sqlstate"],
+)
 SINK_BATCH_ROWS = Histogram(
     "pstreams_sink_batch_rows",
     "Rows (upserts plus deletes) written to PostgreSQL per flush, by table.",

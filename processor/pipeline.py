@@ -29,6 +29,7 @@ from processor.errors import DecodeError, RegistryUnavailable
 from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
 from processor.serialization import RegistryAvroSerializer
 from processor.settings import Settings
+from processor.sources import checked
 
 logger = logging.getLogger(__name__)
 
@@ -183,12 +184,13 @@ class Pipeline:
         return len(metadata.topics[topic_name].partitions)
 
     def row_changes(self, table: str) -> StreamingDataFrame:
-        """The CDC stream of a captured PostgreSQL table as row `RowChange`s (SPEC 1.1)."""
+        """The CDC stream of a captured PostgreSQL table as row `RowChange`s (SPEC 1.1),
+        each checked against what the derived tables need of it (`processor.sources`)."""
         decoder = PostgresCdcDecoder(self.registry)
         return self.source(
             self.settings.pg_topic(table),
-            lambda record: row_by_row(
-                decoder.decode(record.topic, record.key, record.value, record.headers)
+            lambda record: checked(
+                row_by_row(decoder.decode(record.topic, record.key, record.value, record.headers))
             ),
         )
 

@@ -2,7 +2,8 @@
 
 Each attribute's value is its `S` string, else NULL; `event_time_ltz` is the `timestamp`
 attribute read as integer epoch seconds. A record whose timestamp is missing, not a
-string or not an integer is bad input and goes to the dead-letter topic.
+string or not an integer, or with a NUL character in a column (PostgreSQL's text cannot
+hold one), is bad input and goes to the dead-letter topic.
 
 The rows are also published to the `interaction_data` topic (Avro, keyed by user_id,
 timestamped with the event time) that the analytics topologies consume.
@@ -15,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from processor import storable
 from processor.avro import load_schema
 from processor.cdc.dynamodb import DynamoDbCdcDecoder, string_attribute
 from processor.changes import TableChange
@@ -64,7 +66,9 @@ def interaction(decoder: DynamoDbCdcDecoder, record: SourceRecord) -> dict[str, 
     item = decoder.decode(record.value, record.headers)
     if item is None:
         return None
-    row: dict[str, Any] = {name: string_attribute(item, name) for name in ATTRIBUTES}
+    row: dict[str, Any] = {
+        name: storable.text(string_attribute(item, name), name) for name in ATTRIBUTES
+    }
     row["event_time_ltz"] = event_time_ms(string_attribute(item, "timestamp"))
     row["source_topic"] = record.topic
     row["source_partition"] = record.partition

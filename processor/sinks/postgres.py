@@ -10,6 +10,14 @@ flushes hundreds of thousands of rows at once; docs/performance.md).
 While PostgreSQL is unreachable the sink raises `SinkBackpressureError`: Quix pauses
 the partitions, rewinds them to the checkpoint's first offset and tries again later,
 so nothing is skipped.
+
+An error is told apart from an outage by its SQLSTATE class, not by the driver's
+exception class (psycopg raises `OperationalError` for an index row too large). When
+PostgreSQL refuses rows (`REFUSED_CLASSES`), the flush is split in halves until the rows
+it refuses stand alone; the others are written, and each refused row is kept out of the
+table, logged with its key and counted in `pstreams_rows_refused`, so one row that can
+never be written does not stop the table. A statement cancelled by a timeout is split
+too, but never refused: a row that times out alone is an outage and is retried.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from processor.backoff import Backoff
 from processor.changes import TableChange
-from processor.metrics import measured_flush
+from processor.metrics import ROWS_REFUSED, measured_flush
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,24 @@ TRANSIENT_ERRORS = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
 )
+# SQLSTATE classes of the rows' own fault: data exception, integrity constraint
+# violation, program limit exceeded (an index row too large). `QUERY_CANCELED` is a
+# statement that took too long, perhaps for its size.
+REFUSED_CLASSES = ("22", "23", "54")
+QUERY_CANCELED = "57014"
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, also when SQLAlchemy wraps it."""
+    return getattr(getattr(error, "orig", error), "sqlstate", None)
+
+
+def refused(error: BaseException) -> bool:
+    """Whether PostgreSQL refused the rows themselves, rather than being unavailable."""
+    state = sqlstate(error)
+    if state is None:  # raised by psycopg itself, before the server saw it (a NUL in text)
+        return isinstance(getattr(error, "orig", error), psycopg.DataError)
+    return state[:2] in REFUSED_CLASSES
 
 
 def create_engine(url: str, schema: str) -> sa.Engine:
@@ -199,7 +225,7 @@ class PostgresTableSink(BaseSink):
         pending, self._pending = self._pending, {}
         try:
             with measured_flush(self._table.name, len(pending)):
-                self._write(pending)
+                self._write_writable(list(pending.items()))
         except TRANSIENT_ERRORS as error:
             delay = self._backoff.next_delay()
             logger.warning(
@@ -215,6 +241,36 @@ class PostgresTableSink(BaseSink):
     def on_paused(self) -> None:
         """The checkpoint is being replayed from its first offset: forget what it added."""
         self._pending.clear()
+
+    def _write_writable(
+        self, changes: list[tuple[tuple[Any, ...], tuple[Any, ...] | None]]
+    ) -> None:
+        """Writes `changes`, or, when PostgreSQL refuses some, all the others (halving)."""
+        try:
+            self._write(dict(changes))
+        except (sa.exc.DBAPIError, psycopg.Error) as error:  # COPY errors are psycopg's
+            if refused(error):
+                if len(changes) == 1:
+                    self._refuse(changes[0][0], error)
+                    return
+            elif sqlstate(error) != QUERY_CANCELED or len(changes) == 1:
+                raise
+            middle = len(changes) // 2
+            self._write_writable(changes[:middle])
+            self._write_writable(changes[middle:])
+
+    def _refuse(self, key: tuple[Any, ...], error: BaseException) -> None:
+        state = sqlstate(error) or "unknown"
+        ROWS_REFUSED.labels(self._table.name, state).inc()
+        reason = str(getattr(error, "orig", error)).splitlines()[0]
+        logger.error(
+            "PostgreSQL refused the row of %s with key %.200r (SQLSTATE %s: %s); it is kept"
+            " out of the table",
+            self._table.name,
+            key,
+            state,
+            reason,
+        )
 
     def _write(self, pending: dict[tuple[Any, ...], tuple[Any, ...] | None]) -> None:
         self._ensure_table()

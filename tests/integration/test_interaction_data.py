@@ -73,9 +73,12 @@ def test_rows_dead_letters_and_a_killed_topology(settings: Settings, stack_env, 
         "fields": [{"name": "document", "type": ["null", "string"], "default": None}],
     }
     not_json = registry.encoder("not-json-value", document_schema).encode({"document": "{no"})
+    # PostgreSQL's text cannot hold a NUL: the row would fail every flush.
+    with_nul = dict(good[2], session_id={"S": "a\x00b"})
     bad_records = {
         b"\x07not avro at all": "wire format",
         emulator.insert(not_integer).value: "not an integer",
+        emulator.insert(with_nul).value: "NUL",
         not_json: "JSON",
     }
     remove = emulator.remove(good[1])

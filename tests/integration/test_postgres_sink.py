@@ -3,10 +3,13 @@ unique constraint instead of a primary key (SPEC 3, purchase_windowed_counts).""
 
 from __future__ import annotations
 
+import random
+import string
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from processor.backoff import Backoff
 from processor.changes import TableChange
@@ -64,3 +67,31 @@ def test_null_key_columns_are_upserted_and_deleted_as_equal(settings: Settings) 
             {"user_id": "u3", "item_id": None, "window_start": WINDOW, "purchase_count": 9},
         )
     engine.dispose()
+
+
+def test_rows_postgres_refuses_are_kept_out_and_the_rest_written(settings: Settings) -> None:
+    """An index row too large (psycopg raises it as an OperationalError, like an outage),
+    a NUL in text and a count beyond BIGINT: the flush writes every other row, keeps these
+    out and counts them, instead of retrying forever."""
+    engine = create_engine(settings.sqlalchemy_url, settings.postgres_schema)
+    sink = PostgresTableSink(engine, TABLE, settings.postgres_schema, Backoff(1.0))
+    sink.setup()
+    refused_before = _refused()
+    good = [change(f"u{n}", "i", n) for n in range(1, 200)]
+    # Random text does not compress below the index's 2,704 bytes per row.
+    too_long = "".join(random.Random(1).choices(string.ascii_letters, k=6_000))
+    bad = [change(too_long, "i", 1), change("u\x00", "i", 1), change("big", "i", 2**63)]
+    write(sink, *good[:100], bad[0], *good[100:150], bad[1], bad[2], *good[150:])
+    assert contents(engine) == {(f"u{n}", "i", n) for n in range(1, 200)}
+    assert _refused() - refused_before == 3
+    engine.dispose()
+
+
+def _refused() -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "pstreams_rows_refused"
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["table"] == TABLE.name
+    )
