@@ -45,6 +45,13 @@ SOURCE_TOPIC_HEADER = "pstreams.source.topic"
 SOURCE_PARTITION_HEADER = "pstreams.source.partition"
 SOURCE_OFFSET_HEADER = "pstreams.source.offset"
 TOPOLOGY_HEADER = "pstreams.topology"
+# Set, to the value's size in bytes, on a dead letter sent without its value.
+VALUE_DROPPED_HEADER = "pstreams.value.dropped"
+# A dead letter stays under Kafka's default 1 MB message limit (librdkafka's and the
+# broker's), whatever its source topic allowed: a larger one is sent without its value,
+# which its source coordinates locate, and an error text is cut at 1,000 characters.
+MAX_DEAD_LETTER_BYTES = 900_000
+MAX_ERROR_CHARS = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,22 +277,33 @@ class Pipeline:
         return self._dead_letter_topic
 
     def _dead_letter(self, stream: StreamingDataFrame, topic: Topic, rejection: Rejected) -> None:
-        """Produce the rejected record, as it was read, to the dead-letter topic within the
-        checkpoint's (transactional) producer."""
+        """Produce the rejected record, as it was read (unless over `MAX_DEAD_LETTER_BYTES`),
+        to the dead-letter topic within the checkpoint's (transactional) producer."""
         record = rejection.record
+        key, value, headers = record.key, record.value, self._dead_letter_headers(rejection)
+        size = len(key or b"") + len(value or b"") + sum(len(n) + len(v or b"") for n, v in headers)
+        if size > MAX_DEAD_LETTER_BYTES:
+            logger.warning(
+                "dead letter %s[%d]@%d is %d bytes; sent without its key, value and headers",
+                record.topic,
+                record.partition,
+                record.offset,
+                size,
+            )
+            key, value = None, None
+            dropped = (VALUE_DROPPED_HEADER, str(len(record.value or b"")).encode())
+            headers = [*self._dead_letter_headers(rejection, own_headers=False), dropped]
         stream.processing_context.producer.produce(
-            topic=topic.name,
-            key=record.key,
-            value=record.value,
-            headers=self._dead_letter_headers(rejection),
-            timestamp=record.timestamp_ms,
+            topic=topic.name, key=key, value=value, headers=headers, timestamp=record.timestamp_ms
         )
 
-    def _dead_letter_headers(self, rejection: Rejected) -> list[tuple[str, bytes]]:
+    def _dead_letter_headers(
+        self, rejection: Rejected, own_headers: bool = True
+    ) -> list[tuple[str, bytes]]:
         record = rejection.record
         return [
-            *record.headers,
-            (ERROR_HEADER, str(rejection.error).encode()),
+            *(record.headers if own_headers else ()),
+            (ERROR_HEADER, str(rejection.error)[:MAX_ERROR_CHARS].encode()),
             (ERROR_TYPE_HEADER, type(rejection.error).__name__.encode()),
             (SOURCE_TOPIC_HEADER, record.topic.encode()),
             (SOURCE_PARTITION_HEADER, str(record.partition).encode()),

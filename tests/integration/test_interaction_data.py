@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from confluent_kafka import Producer
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator
@@ -63,7 +64,13 @@ def table_rows(settings: Settings) -> list[dict[str, Any]]:
 def test_rows_dead_letters_and_a_killed_topology(settings: Settings, stack_env, pstreams) -> None:
     registry = SchemaRegistry(settings)
     emulator = DynamoDbCdcEmulator(registry, settings.dynamodb_topic)
-    create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions=2)
+    # The source takes records up to 3 MB, more than a dead letter may have (1 MB).
+    create_topics(
+        settings.kafka_config,
+        [settings.dynamodb_topic],
+        partitions=2,
+        config={"max.message.bytes": "3000000"},
+    )
     good = generated_items(2150, seed=7)
     not_integer = dict(good[0], timestamp={"S": "1700000000.5"})
     # A document that is not JSON: a well-formed record of a valid schema, garbage inside.
@@ -88,6 +95,11 @@ def test_rows_dead_letters_and_a_killed_topology(settings: Settings, stack_env, 
         + [(b"bad", value) for value in bad_records]
         + [tuple(remove)],
     )
+
+    oversized = b"\x07" + bytes(1_500_000)
+    large = Producer(settings.producer_config | {"message.max.bytes": 3_000_000})
+    large.produce(settings.dynamodb_topic, key=b"big", value=oversized, partition=0)
+    assert large.flush(30) == 0
 
     topology = pstreams("run", "interaction_data")
     wait(stack_env, "interaction_data")
@@ -122,6 +134,11 @@ def test_rows_dead_letters_and_a_killed_topology(settings: Settings, stack_env, 
     assert_interactions_published_once(settings)
 
     dead = read_topic(settings, settings.dead_letter_topic_for("interaction_data"))
+    (without_value,) = [m for m in dead if m.value() is None]
+    dropped = dict(without_value.headers())
+    assert dropped["pstreams.value.dropped"] == str(len(oversized)).encode()
+    assert b"wire format" in dropped["pstreams.error"]
+    dead = [m for m in dead if m is not without_value]
     assert sorted(m.value() for m in dead) == sorted(bad_records)
     offsets = {
         m.value(): (m.partition(), m.offset())
