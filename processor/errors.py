@@ -11,3 +11,8 @@ class RegistryUnavailable(RuntimeError):
     Deliberately not a `DecodeError`: the record may be perfectly good, so it must not be
     dead-lettered; processing pauses until the registry answers again.
     """
+
+
+class MissingInputTopic(RuntimeError):
+    """An input topic did not appear in time: most likely misconfiguration, which must
+    stop the topology rather than leave it waiting with a green health check."""

@@ -25,7 +25,7 @@ from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
 from processor.cdc.postgres import PostgresCdcDecoder, RowChange
 from processor.checkpointed import CheckpointedStore, CheckpointHook, Outbox
-from processor.errors import DecodeError, RegistryUnavailable
+from processor.errors import DecodeError, MissingInputTopic, RegistryUnavailable
 from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
 from processor.serialization import RegistryAvroSerializer
 from processor.settings import Settings
@@ -175,12 +175,24 @@ class Pipeline:
         return parsed.filter(parsed_data)
 
     def _await_topic(self, name: str) -> None:
+        """Wait up to `INPUT_TOPIC_WAIT_S` for the topic; then stop, naming its variable."""
         admin = AdminClient(self.settings.kafka_config)
-        backoff = Backoff(maximum=30.0)
+        backoff = Backoff(maximum=5.0)
+        variable = self.settings.variable_naming(name)
+        deadline = time.monotonic() + self.settings.input_topic_wait_s
         while name not in admin.list_topics(timeout=30).topics:
+            if time.monotonic() > deadline:
+                raise MissingInputTopic(
+                    f"input topic {name} does not exist after {self.settings.input_topic_wait_s:g}"
+                    f" s (INPUT_TOPIC_WAIT_S); check {variable}, which names it, and that its"
+                    " producer runs"
+                )
             delay = backoff.next_delay()
             logger.info(
-                "waiting for input topic %s to be created; next look in %.0f s", name, delay
+                "waiting for input topic %s (named by %s) to be created; next look in %.1f s",
+                name,
+                variable,
+                delay,
             )
             time.sleep(delay)
 

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     window_idle_timeout_s: float = Field(300.0, ge=0)
     late_events_topic: str | None = Field(None, min_length=1)
 
+    # How long a topology waits at start-up for an input topic to be created (by its
+    # connector, or by interaction_data) before it stops, naming the variable.
+    input_topic_wait_s: float = Field(300.0, gt=0)
+
     state_dir: Path = Path("state")
     consumer_group_prefix: str = "pstreams-"
     # Names this replica; distinct per replica of a topology (a StatefulSet pod name is).
@@ -111,6 +115,16 @@ class Settings(BaseSettings):
     def pg_topic(self, table: str) -> str:
         """Topic of one captured PostgreSQL table, as the CDC connector names it."""
         return f"{self.pg_topic_prefix}.user_data.{table}"
+
+    def variable_naming(self, topic: str) -> str:
+        """The variable that names an input topic, for errors about the topic."""
+        if topic == self.dynamodb_topic:
+            return "DYNAMODB_TOPIC"
+        if topic == self.interactions_topic:
+            return "INTERACTIONS_TOPIC"
+        if topic.startswith(f"{self.pg_topic_prefix}."):
+            return "PG_TOPIC_PREFIX"
+        return "the topology's inputs"
 
     def consumer_group(self, topology: str) -> str:
         """One consumer group per topology; also the prefix of its internal topics."""

@@ -19,6 +19,7 @@ import sys
 import time
 
 from processor.backoff import Backoff
+from processor.errors import MissingInputTopic
 from processor.logs import configure_logging
 from processor.settings import load_settings
 from processor.topology import all_topologies
@@ -42,7 +43,10 @@ def _run(args: argparse.Namespace) -> int:
         return supervise(sorted(all_topologies()), settings.ops_port)
     from processor.runner import run_topology
 
-    run_topology(all_topologies()[args.topology], settings)
+    try:
+        run_topology(all_topologies()[args.topology], settings)
+    except MissingInputTopic as error:
+        raise SystemExit(f"pstreams run {args.topology}: {error}") from None
     return 0
 
 

@@ -147,3 +147,16 @@ def test_run_all_serves_each_topology_on_its_own_port(stack_env: dict[str, str],
         assert answer.status_code == 503, "no input topics yet: alive, not ready"
         metrics = get(base + index, "/metrics").text
         assert f'pstreams_assigned_partitions{{topology="{name}"}}' in metrics
+
+
+def test_an_input_topic_that_never_appears_stops_the_topology_naming_its_variable(
+    stack_env: dict[str, str], pstreams, tmp_path: Path
+) -> None:
+    """A misspelt PG_TOPIC_PREFIX: after INPUT_TOPIC_WAIT_S the topology exits non-zero
+    with one line naming the variable and the topic, instead of waiting for ever."""
+    env = stack_env | {"PG_TOPIC_PREFIX": "pg-misspelt", "INPUT_TOPIC_WAIT_S": "3"}
+    process = pstreams("run", "highly_rated_item_details", env=env)
+    assert process.wait(timeout=90) != 0
+    (log,) = tmp_path.glob("pstreams-*.log")
+    last = log.read_text().strip().splitlines()[-1]
+    assert "PG_TOPIC_PREFIX" in last and "pg-misspelt.user_data.reviews" in last, last
