@@ -21,6 +21,7 @@ from io import BytesIO
 from pathlib import Path
 from string import Template
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -28,7 +29,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, Schema
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import SchemaParseException
 
-from processor.errors import DecodeError, RegistryUnavailable
+from processor.errors import DecodeError, MisconfiguredRegistry, RegistryUnavailable
 from processor.settings import Settings
 
 SchemaId = int | UUID
@@ -98,12 +99,31 @@ class SchemaRegistry:
     """confluent-kafka's `SchemaRegistryClient` plus parsed writer schemas cached by id."""
 
     def __init__(self, source: Settings | SchemaRegistryClient) -> None:
-        self.client = (
-            SchemaRegistryClient(source.schema_registry_config)
-            if isinstance(source, Settings)
-            else source
-        )
+        if isinstance(source, Settings):
+            self.client = SchemaRegistryClient(source.schema_registry_config)
+            self._url = _without_credentials(source.schema_registry_url)
+        else:
+            self.client, self._url = source, "(a given client)"
         self._writers: dict[SchemaId, WriterSchema] = {}
+        # Ids the registry does not know, with the error: each record of one such id
+        # would otherwise cost another look-up.
+        self._unknown: dict[SchemaId, DecodeError] = {}
+        self._holds_subjects = False
+
+    def check(self) -> None:
+        """Stop now if the registry answers 404 for its own list of subjects: the URL is
+        not a schema registry's (a wrong path, or a context that does not exist). An
+        unreachable registry is left to the records' retries."""
+        try:
+            self.client.get_subjects()
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                raise MisconfiguredRegistry(
+                    f"SCHEMA_REGISTRY_URL {self._url} answers 404 for its subjects: it is"
+                    f" not the URL of a schema registry ({error})"
+                ) from error
+        except httpx.HTTPError:
+            pass
 
     def decode(
         self, data: bytes, headers: Headers | None = None, field: Field = "value"
@@ -145,10 +165,17 @@ class SchemaRegistry:
         return datum, schema_id
 
     def writer_schema(self, schema_id: SchemaId) -> WriterSchema:
-        """The writer schema of an id, fetched from the registry the first time only."""
+        """The writer schema of an id, fetched from the registry the first time only; an
+        id it does not know is remembered as such."""
         writer = self._writers.get(schema_id)
         if writer is None:
-            writer = self._writers[schema_id] = self._fetch(schema_id)
+            if schema_id in self._unknown:
+                raise self._unknown[schema_id]
+            try:
+                writer = self._writers[schema_id] = self._fetch(schema_id)
+            except DecodeError as error:
+                self._unknown[schema_id] = error
+                raise
         return writer
 
     def encoder(self, subject: str, schema: Any) -> AvroEncoder:
@@ -160,18 +187,42 @@ class SchemaRegistry:
         return AvroEncoder(schema_id, parsed)
 
     def _fetch(self, schema_id: SchemaId) -> WriterSchema:
-        with _registry_errors(f"fetching schema {schema_id}", record_at_fault=True):
-            schema = (
-                self.client.get_schema_by_guid(str(schema_id))
-                if isinstance(schema_id, UUID)
-                else self.client.get_schema(schema_id)
-            )
+        try:
+            with _registry_errors(f"fetching schema {schema_id}", record_at_fault=True):
+                schema = (
+                    self.client.get_schema_by_guid(str(schema_id))
+                    if isinstance(schema_id, UUID)
+                    else self.client.get_schema(schema_id)
+                )
+        except DecodeError:
+            self._require_subjects(schema_id)
+            raise
         if schema.schema_type not in (None, "AVRO"):
             raise DecodeError(f"schema {schema_id} is a {schema.schema_type} schema, not Avro")
         try:
             return WriterSchema(schema_id, json.loads(schema.schema_str))
         except (ValueError, TypeError, SchemaParseException) as error:
             raise DecodeError(f"schema {schema_id} is not a usable Avro schema: {error}") from error
+
+    def _require_subjects(self, schema_id: SchemaId) -> None:
+        """An id unknown to a registry that holds schemas is the record's fault; unknown to
+        one that holds none (a wrong registry, an empty context), it is misconfiguration."""
+        if self._holds_subjects:
+            return
+        with _registry_errors("listing the registry's subjects", record_at_fault=False):
+            subjects = self.client.get_subjects()
+        if not subjects:
+            raise MisconfiguredRegistry(
+                f"schema {schema_id} is unknown to SCHEMA_REGISTRY_URL {self._url}, which"
+                " holds no subjects at all: the wrong registry, or the wrong context"
+            )
+        self._holds_subjects = True
+
+
+def _without_credentials(url: str) -> str:
+    """A URL for messages: any user and password in it left out."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 # Statuses that say nothing about the request: the registry may answer it later.

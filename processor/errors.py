@@ -13,6 +13,15 @@ class RegistryUnavailable(RuntimeError):
     """
 
 
-class MissingInputTopic(RuntimeError):
-    """An input topic did not appear in time: most likely misconfiguration, which must
-    stop the topology rather than leave it waiting with a green health check."""
+class ConfigurationError(RuntimeError):
+    """Misconfiguration found once running (an input topic that never appears, a schema
+    registry that knows nothing): it stops the topology with a message naming the
+    variable, rather than leave it waiting or dead-lettering good records."""
+
+
+class MissingInputTopic(ConfigurationError):
+    """An input topic did not appear within `INPUT_TOPIC_WAIT_S`."""
+
+
+class MisconfiguredRegistry(ConfigurationError):
+    """`SCHEMA_REGISTRY_URL` does not lead to a registry holding the inputs' schemas."""

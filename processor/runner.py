@@ -86,7 +86,9 @@ def run_topology(topology: Topology, settings: Settings) -> None:
 
 def _process(topology: Topology, settings: Settings, statistics: KafkaStatistics) -> None:
     app = build_application(settings, topology.name, statistics)
-    pipeline = Pipeline(app, settings, topology.name, SchemaRegistry(settings))
+    registry = SchemaRegistry(settings)
+    registry.check()
+    pipeline = Pipeline(app, settings, topology.name, registry)
     sink = PostgresTableSink(
         create_engine(settings.sqlalchemy_url, settings.postgres_schema),
         topology.table,

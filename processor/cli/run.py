@@ -19,7 +19,7 @@ import sys
 import time
 
 from processor.backoff import Backoff
-from processor.errors import MissingInputTopic
+from processor.errors import ConfigurationError
 from processor.logs import configure_logging
 from processor.settings import load_settings
 from processor.topology import all_topologies
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         run_topology(all_topologies()[args.topology], settings)
-    except MissingInputTopic as error:
+    except ConfigurationError as error:
         raise SystemExit(f"pstreams run {args.topology}: {error}") from None
     return 0
 

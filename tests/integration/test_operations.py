@@ -160,3 +160,17 @@ def test_an_input_topic_that_never_appears_stops_the_topology_naming_its_variabl
     (log,) = tmp_path.glob("pstreams-*.log")
     last = log.read_text().strip().splitlines()[-1]
     assert "PG_TOPIC_PREFIX" in last and "pg-misspelt.user_data.reviews" in last, last
+
+
+def test_a_registry_url_that_is_not_a_registry_stops_the_topology(
+    stack_env: dict[str, str], pstreams, tmp_path: Path
+) -> None:
+    """SCHEMA_REGISTRY_URL with a wrong path: the registry's server answers 404 to
+    everything, which would turn every good record into a dead letter; the topology stops
+    at start-up naming the variable instead."""
+    wrong = stack_env["SCHEMA_REGISTRY_URL"].rstrip("/") + "/not-the-api"
+    process = pstreams("run", "interaction_data", env=stack_env | {"SCHEMA_REGISTRY_URL": wrong})
+    assert process.wait(timeout=90) != 0
+    (log,) = tmp_path.glob("pstreams-*.log")
+    last = log.read_text().strip().splitlines()[-1]
+    assert "SCHEMA_REGISTRY_URL" in last and "not-the-api" in last, last

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -19,7 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from processor.avro import SchemaRegistry, load_schema
-from processor.errors import DecodeError, RegistryUnavailable
+from processor.errors import DecodeError, MisconfiguredRegistry, RegistryUnavailable
+from processor.settings import Settings
 from tests.unit.avro_support import deserialize, mock_registry, serialize
 
 RECORD = {
@@ -150,8 +152,10 @@ def test_derives_once_per_writer_schema() -> None:
     ],
 )
 def test_bytes_that_are_no_record_are_decode_errors(data: bytes, message: str) -> None:
+    registry = mock_registry()
+    serialize(registry, "t", RECORD, {"id": 1, "name": None})  # the registry holds a subject
     with pytest.raises(DecodeError, match=message):
-        mock_registry().decode(data)
+        registry.decode(data)
 
 
 def test_a_truncated_body_is_a_decode_error() -> None:
@@ -209,6 +213,7 @@ def test_an_unreachable_registry_is_unavailability_not_a_decode_error() -> None:
 
 def test_a_failed_fetch_is_retried_on_the_next_record() -> None:
     client = FailingRegistryClient(503)
+    client.register_schema("t-value", Schema(json.dumps(RECORD), "AVRO"))
     registry = SchemaRegistry(client)
     with pytest.raises(RegistryUnavailable):
         registry.decode(b"\x00\x00\x00\x00\x01\x02")
@@ -243,3 +248,37 @@ def test_load_schema_fills_in_placeholders() -> None:
 
     assert schema["namespace"] == "pg9.user_data.users"
     assert schema["connect.name"] == "pg9.user_data.users.Key"
+
+
+def test_an_unknown_id_is_looked_up_once() -> None:
+    """Each record of an id the registry does not know is a dead letter; asking again for
+    each of them would cost a round trip per record."""
+    client = CountingRegistryClient()
+    client.register_schema("t-value", Schema(json.dumps(RECORD), "AVRO"))
+    registry = SchemaRegistry(client)
+    for _ in range(3):
+        with pytest.raises(DecodeError, match="schema 999: unknown to the registry"):
+            registry.decode(b"\x00\x00\x00\x03\xe7\x02")
+    assert client.fetches == 1
+
+
+def test_an_id_unknown_to_a_registry_holding_nothing_is_misconfiguration() -> None:
+    """A wrong registry or an empty context would make every good record a dead letter."""
+    with pytest.raises(MisconfiguredRegistry, match=r"SCHEMA_REGISTRY_URL .* holds no subjects"):
+        mock_registry().decode(b"\x00\x00\x00\x03\xe7\x02")
+
+
+def test_a_registry_url_that_answers_404_for_subjects_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", "http://user:secret-pw@registry.example:8081/x")
+    registry = SchemaRegistry(Settings())
+
+    def not_found(*_args: Any, **_kwargs: Any) -> Any:
+        raise SchemaRegistryError(404, 40401, "HTTP 404 Not Found")
+
+    monkeypatch.setattr(registry.client, "get_subjects", not_found)
+    with pytest.raises(MisconfiguredRegistry, match="SCHEMA_REGISTRY_URL") as raised:
+        registry.check()
+    assert "secret-pw" not in str(raised.value)
+    assert "registry.example:8081/x" in str(raised.value)
