@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     window_allowed_lateness_s: int = Field(0, ge=0)
     window_idle_timeout_s: float = Field(300.0, ge=0)
     late_events_topic: str | None = Field(None, min_length=1)
+    # An interaction whose event time is further ahead of the processing clock is bad
+    # input (a device with a broken clock): Kafka 4 refuses records over an hour ahead of
+    # the broker's, and one would move a watermark into the future (docs/guarantees.md).
+    event_time_max_ahead_s: float = Field(3000.0, gt=0)
 
     # How long a topology waits at start-up for an input topic to be created (by its
     # connector, or by interaction_data) before it stops, naming the variable.

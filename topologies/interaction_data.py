@@ -2,8 +2,9 @@
 
 Each attribute's value is its `S` string, else NULL; `event_time_ltz` is the `timestamp`
 attribute read as integer epoch seconds. A record whose timestamp is missing, not a
-string or not an integer, or with a NUL character in a column (PostgreSQL's text cannot
-hold one), is bad input and goes to the dead-letter topic.
+string or not an integer, or more than `EVENT_TIME_MAX_AHEAD_S` ahead of the clock (a
+device with a broken clock), or with a NUL character in a column (PostgreSQL's text
+cannot hold one), is bad input and goes to the dead-letter topic.
 
 The rows are also published to the `interaction_data` topic (Avro, keyed by user_id,
 timestamped with the event time) that the analytics topologies consume.
@@ -11,6 +12,7 @@ timestamped with the event time) that the analytics topologies consume.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,17 +53,26 @@ LOWEST_SECOND = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
 HIGHEST_SECOND = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 
-def event_time_ms(timestamp: str | None) -> int:
-    """Epoch milliseconds of the `timestamp` attribute (integer epoch seconds)."""
+def event_time_ms(timestamp: str | None, max_ahead_s: float) -> int:
+    """Epoch milliseconds of the `timestamp` attribute (integer epoch seconds), at most
+    `max_ahead_s` ahead of this machine's clock."""
     seconds = cast_integer(timestamp, bits=64)
     if seconds is None:
         raise DecodeError(f"timestamp {timestamp!r} is not an integer number of seconds")
     if not LOWEST_SECOND <= seconds <= HIGHEST_SECOND:
         raise DecodeError(f"timestamp {timestamp!r} is outside the range of a timestamp")
+    ahead = seconds - time.time()
+    if ahead > max_ahead_s:
+        raise DecodeError(
+            f"timestamp {timestamp} is {ahead:.0f} s ahead of the clock, more than"
+            f" EVENT_TIME_MAX_AHEAD_S ({max_ahead_s:g} s)"
+        )
     return seconds * 1000
 
 
-def interaction(decoder: DynamoDbCdcDecoder, record: SourceRecord) -> dict[str, Any] | None:
+def interaction(
+    decoder: DynamoDbCdcDecoder, record: SourceRecord, max_ahead_s: float
+) -> dict[str, Any] | None:
     """The interaction_data row of one DynamoDB CDC record; None for a REMOVE."""
     item = decoder.decode(record.value, record.headers)
     if item is None:
@@ -69,7 +80,7 @@ def interaction(decoder: DynamoDbCdcDecoder, record: SourceRecord) -> dict[str, 
     row: dict[str, Any] = {
         name: storable.text(string_attribute(item, name), name) for name in ATTRIBUTES
     }
-    row["event_time_ltz"] = event_time_ms(string_attribute(item, "timestamp"))
+    row["event_time_ltz"] = event_time_ms(string_attribute(item, "timestamp"), max_ahead_s)
     row["source_topic"] = record.topic
     row["source_partition"] = record.partition
     row["source_offset"] = record.offset
@@ -86,8 +97,9 @@ def table_change(row: dict[str, Any]) -> TableChange:
 
 def build(pipeline: Pipeline) -> Any:
     decoder = DynamoDbCdcDecoder(pipeline.registry)
+    max_ahead_s = pipeline.settings.event_time_max_ahead_s
     interactions = pipeline.source(
-        pipeline.settings.dynamodb_topic, lambda record: interaction(decoder, record)
+        pipeline.settings.dynamodb_topic, lambda record: interaction(decoder, record, max_ahead_s)
     )
     interactions = interactions.set_timestamp(lambda row, *_: row["event_time_ltz"])
     interactions.to_topic(
