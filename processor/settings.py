@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # /healthz, /readyz, /metrics. 0 lets the OS pick a free port (logged at start).
     ops_host: str = Field("0.0.0.0", min_length=1)
     ops_port: int = Field(9400, ge=0, le=65535)
+    # `run --all`: a child whose /healthz has not answered 200 this long is restarted.
+    child_liveness_timeout_s: float = Field(60.0, gt=0)
 
     @field_validator("postgres_url")
     @classmethod

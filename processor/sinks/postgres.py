@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,9 +39,31 @@ from processor.metrics import ROWS_REFUSED, measured_flush
 
 logger = logging.getLogger(__name__)
 
+
 # Errors that mean "PostgreSQL is not there right now", as opposed to a bad statement.
 # COPY runs on the driver's connection, whose errors SQLAlchemy does not wrap.
+class FlushTimeout(Exception):
+    """A flush ran out of its time (`FLUSH_TIMEOUT_S`): rolled back, to be retried."""
+
+
+# Each flush must end (commit or roll back) within this, below Quix's 60 s budget for a
+# flush during a rebalance: a flush Quix gave up on must not commit afterwards, over what
+# the partition's new owner wrote. Every statement gets the time left as its
+# `statement_timeout`, and the commit is skipped once it has passed.
+FLUSH_TIMEOUT_S = 45.0
+# libpq settings that make a dead or blackholed server an error within seconds instead
+# of a wait of many minutes on the operating system's TCP timeouts.
+CONNECTION_TIMEOUTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
 TRANSIENT_ERRORS = (
+    FlushTimeout,
     sa.exc.OperationalError,
     sa.exc.InterfaceError,
     psycopg.OperationalError,
@@ -71,6 +94,7 @@ def create_engine(url: str, schema: str) -> sa.Engine:
     return sa.create_engine(
         url,
         pool_pre_ping=True,
+        connect_args=CONNECTION_TIMEOUTS,
         execution_options={"schema_translate_map": {None: schema}},
     )
 
@@ -148,9 +172,18 @@ def _values_of(table: sa.Table) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 class PostgresTableSink(BaseSink):
     """Upserts and deletes the rows of one table, one transaction per checkpoint."""
 
-    def __init__(self, engine: sa.Engine, table: sa.Table, schema: str, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        table: sa.Table,
+        schema: str,
+        backoff: Backoff,
+        flush_timeout_s: float = FLUSH_TIMEOUT_S,
+    ) -> None:
         super().__init__()
         self._engine = engine
+        self._flush_timeout_s = flush_timeout_s
+        self._deadline = 0.0
         self._table = table
         self._schema = schema
         self._backoff = backoff
@@ -223,6 +256,7 @@ class PostgresTableSink(BaseSink):
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
+        self._deadline = time.monotonic() + self._flush_timeout_s
         try:
             with measured_flush(self._table.name, len(pending)):
                 self._write_writable(list(pending.items()))
@@ -253,8 +287,8 @@ class PostgresTableSink(BaseSink):
                 if len(changes) == 1:
                     self._refuse(changes[0][0], error)
                     return
-            elif sqlstate(error) != QUERY_CANCELED or len(changes) == 1:
-                raise
+            elif sqlstate(error) != QUERY_CANCELED or len(changes) == 1 or self._time_left() <= 0:
+                raise  # an outage, or our own deadline: retried whole
             middle = len(changes) // 2
             self._write_writable(changes[:middle])
             self._write_writable(changes[middle:])
@@ -277,11 +311,26 @@ class PostgresTableSink(BaseSink):
         deleted = [key for key, row in pending.items() if row is None]
         upserted = [row for row in pending.values() if row is not None]
         with self._engine.begin() as connection:
+            self._limit(connection)
             for statement in self._create_staging:
                 connection.execute(statement)
             if deleted:
                 _copy(connection, self._staged_keys, deleted)
+                self._limit(connection)
                 connection.execute(self._delete)
             if upserted:
+                self._limit(connection)
                 _copy(connection, self._staged_rows, upserted)
+                self._limit(connection)
                 connection.execute(self._upsert)
+            self._limit(connection)  # the fence: past the deadline, no commit
+
+    def _time_left(self) -> float:
+        return self._deadline - time.monotonic()
+
+    def _limit(self, connection: sa.Connection) -> None:
+        """The next statements of this transaction may take the flush's time left."""
+        left_ms = int(self._time_left() * 1000)
+        if left_ms <= 0:
+            raise FlushTimeout(f"the flush took more than {self._flush_timeout_s:g} s")
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {left_ms}")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 import string
+import time
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
+from quixstreams.sinks import SinkBackpressureError
 
 from processor.backoff import Backoff
 from processor.changes import TableChange
@@ -95,3 +97,27 @@ def _refused() -> float:
         for sample in metric.samples
         if sample.name.endswith("_total") and sample.labels["table"] == TABLE.name
     )
+
+
+def test_a_flush_that_outlives_its_timeout_rolls_back_and_is_retried(settings: Settings) -> None:
+    """A flush blocked on a lock (a slow or stuck database) ends at its deadline without
+    committing, so a flush abandoned by a rebalance cannot overwrite the new owner's rows
+    later; once the lock is gone, the replayed checkpoint writes them."""
+    engine = create_engine(settings.sqlalchemy_url, settings.postgres_schema)
+    sink = PostgresTableSink(
+        engine, TABLE, settings.postgres_schema, Backoff(1.0), flush_timeout_s=2.0
+    )
+    sink.setup()
+    write(sink, change("u1", "i", 1))
+    with engine.connect() as blocker:
+        table = f"{settings.postgres_schema}.{TABLE.name}"
+        blocker.execute(sa.text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        began = time.monotonic()
+        with pytest.raises(SinkBackpressureError):
+            write(sink, change("u1", "i", 2), change("u2", "i", 3))
+        assert time.monotonic() - began < 10
+        blocker.rollback()
+    assert contents(engine) == {("u1", "i", 1)}
+    write(sink, change("u1", "i", 2), change("u2", "i", 3))
+    assert contents(engine) == {("u1", "i", 2), ("u2", "i", 3)}
+    engine.dispose()

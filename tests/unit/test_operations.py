@@ -16,7 +16,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor.cli.run import child_ops_port
 from processor.local.ports import free_ports
 from processor.logs import JsonFormatter, RedactSecrets, secret_values
 from processor.metrics import KafkaStatistics
@@ -158,11 +157,6 @@ def test_a_taken_port_fails_naming_the_variable() -> None:
             OperationsServer("127.0.0.1", first.port, probes, CollectorRegistry())
     finally:
         first.server_close()
-
-
-def test_run_all_gives_each_child_its_own_port() -> None:
-    assert [child_ops_port(9400, i) for i in range(3)] == [9400, 9401, 9402]
-    assert [child_ops_port(0, i) for i in range(3)] == [0, 0, 0]
 
 
 def test_secrets_never_reach_a_log_line(monkeypatch: pytest.MonkeyPatch) -> None:
