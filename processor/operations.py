@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,18 +27,30 @@ logger = logging.getLogger(__name__)
 # from its consumer group (max.poll.interval.ms), so a restart is the way out.
 STALL_AFTER_S = 300.0
 SINK_CONNECT_TIMEOUT_S = 3
+REASON_LOG_EVERY_S = 60.0
 
 
 def postgres_check(url: str) -> Callable[[], str | None]:
-    """A check that PostgreSQL answers at `url`: None when it does, else the reason."""
+    """A check that PostgreSQL answers at `url`: None when it does, else the reason.
+
+    The reason is served to anyone who can reach the endpoint, so it names the kind of
+    failure only (the driver's text holds the host, the port and the user name); the
+    full text goes to the log, at most once a minute.
+    """
     libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    logged_at = -REASON_LOG_EVERY_S
 
     def check() -> str | None:
+        nonlocal logged_at
         try:
             with psycopg.connect(libpq_url, connect_timeout=SINK_CONNECT_TIMEOUT_S) as connection:
                 connection.execute("SELECT 1")
         except psycopg.Error as error:
-            return f"{type(error).__name__}: {str(error).strip()}"
+            if time.monotonic() - logged_at >= REASON_LOG_EVERY_S:
+                logged_at = time.monotonic()
+                logger.warning("readiness: PostgreSQL does not answer: %s", str(error).strip())
+            state = f", SQLSTATE {error.sqlstate}" if error.sqlstate else ""
+            return f"PostgreSQL does not answer ({type(error).__name__}{state})"
         return None
 
     return check
