@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import sysconfig
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -53,6 +54,30 @@ def entry_point_works(runtime: Stage, python: Path, env: dict[str, str], cwd: Pa
     assert result.stdout.split() == sorted(all_topologies())
 
 
+def readable_copy(packages: Path, target: Path) -> Path:
+    """`packages` (a site-packages) without the project itself and the dev-only tools,
+    hard-linked under `target` (copied across file systems), readable by everyone."""
+    skipped = {name.replace("-", "_").lower() for name in DEV_ONLY} | {"processor", "topologies"}
+
+    def ignore(directory: str, names: list[str]) -> list[str]:
+        if Path(directory) != packages:
+            return []
+        top = {name: name.split("-")[0].split(".")[0].lower() for name in names}
+        return [name for name, base in top.items() if base in skipped or name.endswith(".pth")]
+
+    def link(source: str, destination: str) -> None:
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copy2(source, destination)
+
+    shutil.copytree(packages, target, ignore=ignore, copy_function=link, symlinks=True)
+    for path in [target, *target.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    return target
+
+
 def test_wheel_runs_as_the_image_user(shared_dir: Path) -> None:
     build, runtime = stages()["build"], stages()["runtime"]
     for copy in build.all("COPY"):
@@ -71,10 +96,15 @@ def test_wheel_runs_as_the_image_user(shared_dir: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
     state = shared_dir / "state"
     state.mkdir(mode=0o777)
-    env = runtime.env({"VENV": str(Path(sys.executable).parent.parent), "PATH": os.environ["PATH"]})
-    env |= {"PYTHONPATH": str(shared_dir / "site"), "STATE_DIR": str(state)}
-    entry_point_works(runtime, Path(sys.executable), env, state)
-    where = [sys.executable, "-c", "import processor; print(processor.__file__)"]
+    # The image user may not reach the checkout (a clone under a private directory), so
+    # it runs the base interpreter with the venv's packages linked where it can read.
+    deps = readable_copy(Path(sysconfig.get_path("purelib")), shared_dir / "deps")
+    python = Path(os.path.realpath(sys._base_executable))
+    env = runtime.env({"VENV": str(shared_dir), "PATH": os.environ["PATH"]})
+    site = f"{shared_dir / 'site'}{os.pathsep}{deps}"
+    env |= {"PYTHONPATH": site, "STATE_DIR": str(state), "PYTHONNOUSERSITE": "1"}
+    entry_point_works(runtime, python, env, state)
+    where = [str(python), "-c", "import processor; print(processor.__file__)"]
     where = run(as_image_user(runtime, where), env=env, cwd=state)
     assert where.stdout.startswith(str(shared_dir / "site")), "the wheel, not the checkout"
 
