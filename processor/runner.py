@@ -51,6 +51,9 @@ def build_application(
         consumer_group=group,
         topic_manager=TopicManager(PromptTopicAdmin(broker), group),
         auto_offset_reset=settings.auto_offset_reset,
+        # Input deleted by retention before it was read: stop, rather than let Quix
+        # wipe the state and recount what is left (docs/guarantees.md).
+        auto_recover_from_source_offset_out_of_range=False,
         commit_interval=settings.commit_interval_s,
         # An idle poll blocks the loop, and with it the commit of a checkpoint that is
         # due: no longer than the live interval (Quix's default is 1 s).

@@ -6,8 +6,11 @@ string or not an integer, or more than `EVENT_TIME_MAX_AHEAD_S` ahead of the clo
 device with a broken clock), or with a NUL character in a column (PostgreSQL's text
 cannot hold one), is bad input and goes to the dead-letter topic.
 
-The rows are also published to the `interaction_data` topic (Avro, keyed by user_id,
-timestamped with the event time) that the analytics topologies consume.
+The rows are also published to the `interaction_data` topic (Avro, keyed by user_id)
+that the analytics topologies consume. Each keeps its DynamoDB record's Kafka timestamp
+(when the connector captured it), as Flink keeps a row's `$rowtime`: stamped with the
+event time, a backfill of old interactions would be old at once to the topic's
+time-based retention, and one from a fast device clock refused by Kafka.
 """
 
 from __future__ import annotations
@@ -101,7 +104,6 @@ def build(pipeline: Pipeline) -> Any:
     interactions = pipeline.source(
         pipeline.settings.dynamodb_topic, lambda record: interaction(decoder, record, max_ahead_s)
     )
-    interactions = interactions.set_timestamp(lambda row, *_: row["event_time_ltz"])
     interactions.to_topic(
         pipeline.avro_topic(
             pipeline.settings.interactions_topic, load_schema("tables/interaction_data")

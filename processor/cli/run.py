@@ -4,6 +4,10 @@ child process per topology (`processor.supervisor`)."""
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+
+from quixstreams.state.exceptions import StateRecoveryOffsetOutOfRange
 
 from processor.errors import ConfigurationError
 from processor.logs import configure_logging
@@ -29,8 +33,11 @@ def _run(args: argparse.Namespace) -> int:
         )
     from processor.runner import run_topology
 
+    # Until Quix's processing loop takes over SIGTERM, it ends the start-up (waits for
+    # topics, the registry) cleanly, as an orchestrator's stop expects.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         run_topology(all_topologies()[args.topology], settings)
-    except ConfigurationError as error:
+    except (ConfigurationError, StateRecoveryOffsetOutOfRange) as error:
         raise SystemExit(f"pstreams run {args.topology}: {error}") from None
     return 0
