@@ -10,6 +10,7 @@ committed offset tells the two apart.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -19,6 +20,8 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from processor.settings import Settings
 from processor.topology import Topology
+
+logger = logging.getLogger(__name__)
 
 # The group coordinator is elsewhere or not ready yet: asking again will succeed.
 _COORDINATOR_NOT_READY = frozenset(
@@ -174,9 +177,18 @@ def wait_until_caught_up(
         external_ends = probe.ends(probe.partitions(external))
         deadline = time.monotonic() + timeout
         while True:
-            lags = []
-            for topology in feeders_first:
-                lags += _lags(probe, settings, topology, external_ends)
+            try:
+                lags = [
+                    lag
+                    for topology in feeders_first
+                    for lag in _lags(probe, settings, topology, external_ends)
+                ]
+            except KafkaException as error:  # a broker restarting: look again
+                if time.monotonic() > deadline:
+                    raise
+                logger.info("the broker did not answer (%s); looking again", error)
+                time.sleep(1.0)
+                continue
             if not lags or time.monotonic() > deadline:
                 return lags
             time.sleep(LOOK_EVERY_S)
