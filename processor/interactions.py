@@ -35,6 +35,8 @@ class Interaction:
     source_topic: str
     source_partition: int
     source_offset: int
+    captured_ms: int = 0
+    """The Kafka timestamp of its record: when the DynamoDB connector captured it."""
 
     @property
     def is_purchase(self) -> bool:
@@ -63,6 +65,7 @@ def decode_interaction(registry: SchemaRegistry, record: SourceRecord) -> Intera
         source_topic=value["source_topic"],
         source_partition=value["source_partition"],
         source_offset=value["source_offset"],
+        captured_ms=record.timestamp_ms,
     )
 
 

@@ -112,7 +112,9 @@ def _windows(pipeline: Pipeline, stream: StreamingDataFrame) -> StreamingDataFra
                 group = orjson.dumps([interaction.user_id, interaction.item_id]).decode()
                 counts = open_windows.setdefault(str(start), {})
                 counts[group] = counts.get(group, 0) + 1
-        after = watermarks.advance(progress, interaction.source, interaction.event_time_ms)
+        after = watermarks.advance(
+            progress, interaction.source, interaction.event_time_ms, interaction.captured_ms / 1000
+        )
         rows = []
         for start in sorted(int(start) for start in open_windows):
             if after is None or after < start + WINDOW_MS:

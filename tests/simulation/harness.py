@@ -223,7 +223,7 @@ SETTINGS = Settings(
     interactions_topic="interaction_data",
     dynamodb_topic="dynamodb-cdc",
     consumer_group_prefix="sim-",
-    # Source idleness is measured on the wall clock; 0 turns it off (deterministic runs).
+    # The reference rule knows no idle sources; 0 turns the idle timeout off.
     window_idle_timeout_s=0,
     late_events_topic="late-purchases",
 )

@@ -168,6 +168,8 @@ class Scenario:
                     source_topic=SETTINGS.dynamodb_topic,
                     source_partition=source,
                     source_offset=offsets[source],
+                    # Captured as it happened: the record's timestamp is its event time.
+                    captured_ms=event.timestamp_s * 1000,
                 )
                 offsets[source] += 1
                 if event.user_id is None:

@@ -17,6 +17,7 @@ from processor import checkpointed
 from processor.interactions import Interaction, source_partition_name
 from tests.reference import model
 from tests.reference.compare import diff
+from tests.simulation import harness
 from tests.simulation.harness import COMMIT, SETTINGS, STEP_WEIGHTS, Cluster, Record, run
 from tests.simulation.scenarios import (
     WINDOW_ACTIONS,
@@ -224,3 +225,24 @@ def test_topology_equals_reference_with_values_paged_and_messages_split(
         check(module, expected, scenario, schedule)
 
     paged_and_split_equal_reference()
+
+
+@pytest.mark.parametrize("ordered", [False, True], ids=["shuffled", "ordered"])
+def test_windows_with_idle_sources_do_not_depend_on_crashes(
+    ordered: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the idle-source rule on (15 min of capture time; the scenarios' records are
+    captured at their event times), a run with lost checkpoints, replays and crashes
+    writes the same windows as an undisturbed run of the same input: the rule reads the
+    records' capture times, not the clock of the process that happens to read them."""
+    idle = SETTINGS.model_copy(update={"window_idle_timeout_s": 900})
+    monkeypatch.setattr(harness, "SETTINGS", idle)
+
+    @settings(QUICK, max_examples=60)
+    @given(scenario=scenarios(events=WINDOW_EVENTS, ordered=ordered), schedule=schedules)
+    def same_windows(scenario: Scenario, schedule: list[int]) -> None:
+        disturbed = simulate(purchase_windowed_counts, scenario, schedule)
+        undisturbed = simulate(purchase_windowed_counts, scenario, [])
+        assert Counter(disturbed.table_rows()) == Counter(undisturbed.table_rows())
+
+    same_windows()
