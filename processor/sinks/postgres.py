@@ -259,7 +259,7 @@ class PostgresTableSink(BaseSink):
         self._deadline = time.monotonic() + self._flush_timeout_s
         try:
             with measured_flush(self._table.name, len(pending)):
-                self._write_writable(list(pending.items()))
+                self._write_writable(pending)
         except TRANSIENT_ERRORS as error:
             delay = self._backoff.next_delay()
             logger.warning(
@@ -276,22 +276,22 @@ class PostgresTableSink(BaseSink):
         """The checkpoint is being replayed from its first offset: forget what it added."""
         self._pending.clear()
 
-    def _write_writable(
-        self, changes: list[tuple[tuple[Any, ...], tuple[Any, ...] | None]]
-    ) -> None:
-        """Writes `changes`, or, when PostgreSQL refuses some, all the others (halving)."""
+    def _write_writable(self, pending: dict[tuple[Any, ...], tuple[Any, ...] | None]) -> None:
+        """Writes `pending`, or, when PostgreSQL refuses some rows, all the others
+        (halving; the common case copies nothing: a backlog's flush holds a million)."""
         try:
-            self._write(dict(changes))
+            self._write(pending)
         except (sa.exc.DBAPIError, psycopg.Error) as error:  # COPY errors are psycopg's
             if refused(error):
-                if len(changes) == 1:
-                    self._refuse(changes[0][0], error)
+                if len(pending) == 1:
+                    self._refuse(next(iter(pending)), error)
                     return
-            elif sqlstate(error) != QUERY_CANCELED or len(changes) == 1 or self._time_left() <= 0:
+            elif sqlstate(error) != QUERY_CANCELED or len(pending) == 1 or self._time_left() <= 0:
                 raise  # an outage, or our own deadline: retried whole
+            changes = list(pending.items())
             middle = len(changes) // 2
-            self._write_writable(changes[:middle])
-            self._write_writable(changes[middle:])
+            self._write_writable(dict(changes[:middle]))
+            self._write_writable(dict(changes[middle:]))
 
     def _refuse(self, key: tuple[Any, ...], error: BaseException) -> None:
         state = sqlstate(error) or "unknown"
