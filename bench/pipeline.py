@@ -136,8 +136,10 @@ class Child:
         return [root, *root.children(recursive=True)]
 
     def peak_rss_mb(self) -> dict[int, float]:
-        """Peak resident memory (VmHWM) of each live process of the tree, by pid."""
-        return {process.pid: _vm_hwm_mb(process.pid) for process in self.tree()}
+        """Peak resident memory (VmHWM) of each live process of the tree, by pid; one
+        that exited while it was read (a zombie has no memory) is left out."""
+        peaks = {process.pid: _vm_hwm_mb(process.pid) for process in self.tree()}
+        return {pid: peak for pid, peak in peaks.items() if peak is not None}
 
     def cpu_s(self) -> float:
         """CPU seconds (user + system) used so far by the whole tree."""
@@ -159,12 +161,16 @@ class Child:
         return BenchError(f"{message}; its last output:{tail}")
 
 
-def _vm_hwm_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise BenchError(f"/proc/{pid}/status has no VmHWM")
+def _vm_hwm_mb(pid: int) -> float | None:
+    """VmHWM of a process; None once it has exited (gone, or a zombie without memory)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        return None
+    return None
 
 
 @contextmanager
@@ -227,9 +233,10 @@ def run_flink(flink_python: Path, dataset: Path, out: Path, timeout_s: float) ->
                 raise child.failure(f"Flink did not finish within {timeout_s:.0f} s")
             try:  # the JVM is a child of the Python process; sample both while they live
                 for process in child.tree():
-                    peak[process.pid] = _vm_hwm_mb(process.pid)
+                    if (mb := _vm_hwm_mb(process.pid)) is not None:
+                        peak[process.pid] = mb
                     cpu[process.pid] = sum(process.cpu_times()[:2])
-            except (psutil.NoSuchProcess, FileNotFoundError):
+            except psutil.NoSuchProcess:
                 pass
             time.sleep(0.5)
         wall = time.perf_counter() - child.began
