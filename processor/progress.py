@@ -117,12 +117,27 @@ class ProgressProbe:
         finally:
             reader.close()
 
-    def lags(self, group: str, ends: dict[tuple[str, int], int]) -> list[Lag]:
-        """Partitions of `ends` on which `group` has records left to commit."""
-        if not ends:
+    def lags(
+        self,
+        group: str,
+        external_ends: dict[tuple[str, int], int],
+        internal: list[TopicPartition],
+    ) -> list[Lag]:
+        """Partitions on which `group` has records left to commit: of its external inputs
+        (ends taken earlier), and of the topics it writes for itself (`internal`).
+
+        The committed offsets are read before the internal topics' ends: a stage commits
+        its input offsets in the transaction that writes its output, so read the other
+        way round, a transaction committing between the two reads would show the input
+        done and the output not yet there, all caught up.
+        """
+        partitions = [*external_ends, *((tp.topic, tp.partition) for tp in internal)]
+        if not partitions:
             return []
+        committed = self.committed(group, partitions)
+        ends = external_ends | self.ends(internal)
         lags = []
-        for tp in self.committed(group, ends):
+        for tp in committed:
             end = ends[(tp.topic, tp.partition)]
             start = tp.offset if tp.offset != OFFSET_INVALID else 0
             if start < end and self._has_record_before(tp.topic, tp.partition, start, end):
@@ -206,8 +221,7 @@ def _lags(
     internal = [t for t in topology.inputs(settings) if t == settings.interactions_topic]
     internal += repartition_topics(probe, settings, topology)
     ends = {tp: end for tp, end in external_ends.items() if tp[0] in topology.inputs(settings)}
-    ends |= probe.ends(probe.partitions(internal))
-    return probe.lags(group, ends)
+    return probe.lags(group, ends, probe.partitions(internal))
 
 
 def repartition_topics(probe: ProgressProbe, settings: Settings, topology: Topology) -> list[str]:
