@@ -115,7 +115,7 @@ class SchemaRegistry:
         not a schema registry's (a wrong path, or a context that does not exist). An
         unreachable registry is left to the records' retries."""
         try:
-            self.client.get_subjects()
+            self._holds_subjects = bool(self.client.get_subjects())
         except SchemaRegistryError as error:
             if error.http_status_code == 404:
                 raise MisconfiguredRegistry(

@@ -292,7 +292,8 @@ class Pipeline:
         """Produce the rejected record, as it was read (unless over `MAX_DEAD_LETTER_BYTES`),
         to the dead-letter topic within the checkpoint's (transactional) producer."""
         record = rejection.record
-        key, value, headers = record.key, record.value, self._dead_letter_headers(rejection)
+        ours = self._dead_letter_headers(rejection)
+        key, value, headers = record.key, record.value, [*record.headers, *ours]
         size = len(key or b"") + len(value or b"") + sum(len(n) + len(v or b"") for n, v in headers)
         if size > MAX_DEAD_LETTER_BYTES:
             logger.warning(
@@ -303,18 +304,15 @@ class Pipeline:
                 size,
             )
             key, value = None, None
-            dropped = (VALUE_DROPPED_HEADER, str(len(record.value or b"")).encode())
-            headers = [*self._dead_letter_headers(rejection, own_headers=False), dropped]
+            headers = [*ours, (VALUE_DROPPED_HEADER, str(len(record.value or b"")).encode())]
         stream.processing_context.producer.produce(
             topic=topic.name, key=key, value=value, headers=headers, timestamp=record.timestamp_ms
         )
 
-    def _dead_letter_headers(
-        self, rejection: Rejected, own_headers: bool = True
-    ) -> list[tuple[str, bytes]]:
+    def _dead_letter_headers(self, rejection: Rejected) -> list[tuple[str, bytes]]:
+        """The headers a dead letter gets beside the record's own."""
         record = rejection.record
         return [
-            *(record.headers if own_headers else ()),
             (ERROR_HEADER, str(rejection.error)[:MAX_ERROR_CHARS].encode()),
             (ERROR_TYPE_HEADER, type(rejection.error).__name__.encode()),
             (SOURCE_TOPIC_HEADER, record.topic.encode()),

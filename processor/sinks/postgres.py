@@ -40,8 +40,6 @@ from processor.metrics import ROWS_REFUSED, measured_flush
 logger = logging.getLogger(__name__)
 
 
-# Errors that mean "PostgreSQL is not there right now", as opposed to a bad statement.
-# COPY runs on the driver's connection, whose errors SQLAlchemy does not wrap.
 class FlushTimeout(Exception):
     """A flush ran out of its time (`FLUSH_TIMEOUT_S`): rolled back, to be retried."""
 
@@ -62,6 +60,8 @@ CONNECTION_TIMEOUTS = {
     "tcp_user_timeout": 30_000,
 }
 
+# Errors that mean "PostgreSQL is not there right now", as opposed to a bad statement.
+# COPY runs on the driver's connection, whose errors SQLAlchemy does not wrap.
 TRANSIENT_ERRORS = (
     FlushTimeout,
     sa.exc.OperationalError,

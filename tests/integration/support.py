@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from processor.avro import SchemaRegistry
+from processor.connectors import DynamoDbCdcEmulator
 from processor.settings import Settings
+from processor.topics import create_topics
 from processor.topology import all_topologies
 from tests.reference.compare import diff, read_tables
 from tests.reference.model import (
@@ -51,6 +53,14 @@ def generated_items(count: int, seed: int) -> list[dict[str, Any]]:
             item["item_id"] = {"S": str(rng.randint(1, 20))} if n % 10 else {"N": "7"}
         items.append(item)
     return items
+
+
+def dynamodb_source(
+    settings: Settings, partitions: int = 1, config: dict[str, str] | None = None
+) -> DynamoDbCdcEmulator:
+    """The DynamoDB CDC topic, created, and an emulator of the connector that writes it."""
+    create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions, config)
+    return DynamoDbCdcEmulator(SchemaRegistry(settings), settings.dynamodb_topic)
 
 
 def produce(settings: Settings, records: list[tuple[bytes | None, bytes | None]]) -> None:

@@ -12,14 +12,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor.avro import SchemaRegistry
-from processor.connectors import DynamoDbCdcEmulator
 from processor.local.ports import free_ports, port_in_use
 from processor.progress import wait_until_caught_up
 from processor.settings import Settings
-from processor.topics import create_topics
 from processor.topology import all_topologies
-from tests.integration.support import generated_items, produce
+from tests.integration.support import dynamodb_source, generated_items, produce
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +51,7 @@ def samples(port: int) -> dict[tuple[str, frozenset], float]:
 def test_endpoints_of_a_running_topology(
     settings: Settings, stack_env: dict[str, str], pstreams, tmp_path: Path
 ) -> None:
-    emulator = DynamoDbCdcEmulator(SchemaRegistry(settings), settings.dynamodb_topic)
-    create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions=2)
+    emulator = dynamodb_source(settings, partitions=2)
     items = generated_items(40, seed=11)
     produce(settings, [tuple(emulator.insert(item)) for item in items] + [(b"k", b"\x07bad")])
 

@@ -9,13 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from processor.avro import SchemaRegistry
-from processor.connectors import DynamoDbCdcEmulator
 from processor.local.ports import free_ports
 from processor.local.postgres import Postgres
-from processor.topics import create_topics
 from tests.conftest import private_directory
-from tests.integration.support import generated_items, produce, wait
+from tests.integration.support import dynamodb_source, generated_items, produce, wait
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +36,7 @@ def test_rows_written_while_postgres_is_down_arrive_after_it_returns(
     pid = sink_database.start(log)
     try:
         env = stack_env | {"POSTGRES_URL": sink_database.address}
-        registry = SchemaRegistry(settings)
-        emulator = DynamoDbCdcEmulator(registry, settings.dynamodb_topic)
-        create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions=1)
+        emulator = dynamodb_source(settings)
         items = generated_items(400, seed=11)
 
         topology = pstreams("run", "interaction_data", env=env)

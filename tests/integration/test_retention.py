@@ -9,11 +9,8 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processor.avro import SchemaRegistry
-from processor.connectors import DynamoDbCdcEmulator
 from processor.settings import Settings
-from processor.topics import create_topics
-from tests.integration.support import generated_items, produce, wait
+from tests.integration.support import dynamodb_source, generated_items, produce, wait
 
 pytestmark = pytest.mark.integration
 
@@ -21,8 +18,7 @@ pytestmark = pytest.mark.integration
 def test_a_truncated_input_stops_the_topology(
     settings: Settings, stack_env: dict[str, str], pstreams, tmp_path: Path
 ) -> None:
-    emulator = DynamoDbCdcEmulator(SchemaRegistry(settings), settings.dynamodb_topic)
-    create_topics(settings.kafka_config, [settings.dynamodb_topic], partitions=1)
+    emulator = dynamodb_source(settings)
     items = generated_items(300, seed=11)
     produce(settings, [tuple(emulator.insert(item)) for item in items[:100]])
     pstreams("run", "interaction_data")
