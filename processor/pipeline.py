@@ -30,6 +30,7 @@ from processor.metrics import DEAD_LETTERS, RECORDS_IN, RECORDS_SKIPPED
 from processor.serialization import RegistryAvroSerializer
 from processor.settings import Settings
 from processor.sources import checked
+from processor.topics import topic_exists
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class Pipeline:
         backoff = Backoff(maximum=5.0)
         variable = self.settings.variable_naming(name)
         deadline = time.monotonic() + self.settings.input_topic_wait_s
-        while name not in admin.list_topics(timeout=30).topics:
+        while not topic_exists(admin, name):
             if time.monotonic() > deadline:
                 raise MissingInputTopic(
                     f"input topic {name} does not exist after {self.settings.input_topic_wait_s:g}"

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.topics import TopicManager
 
+from processor.acl import grants, lacking
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
 from processor.metrics import STATISTICS_INTERVAL_MS, KafkaStatistics
 from processor.operations import OperationsServer, Probes, postgres_check
 from processor.pacing import pace_checkpoints
+from processor.permissions import PermissionDenied
 from processor.pipeline import Pipeline
 from processor.settings import Settings
 from processor.sinks.postgres import PostgresTableSink, create_engine
@@ -36,20 +39,19 @@ FETCH_WAIT_MAX_MS = 50
 
 
 def build_application(
-    settings: Settings, topology: str, statistics: KafkaStatistics
+    settings: Settings, topology: str, statistics: KafkaStatistics, topics: TopicManager
 ) -> Application:
     """A Quix application configured from the settings, one consumer group per topology.
 
     Logging is left to `processor.logs` (one format for every logger); librdkafka's
-    statistics feed `statistics`.
+    statistics feed `statistics`; `topics` (`topic_manager`) keeps the topics it uses.
     """
     reporting = {"statistics.interval.ms": STATISTICS_INTERVAL_MS}
-    broker = ConnectionConfig.from_librdkafka_dict(settings.kafka_config)
     group = settings.consumer_group(topology)
     return Application(
-        broker_address=broker,
+        broker_address=_connection(settings),
         consumer_group=group,
-        topic_manager=TopicManager(PromptTopicAdmin(broker), group),
+        topic_manager=topics,
         auto_offset_reset=settings.auto_offset_reset,
         # Input deleted by retention before it was read: stop, rather than let Quix
         # wipe the state and recount what is left (docs/guarantees.md).
@@ -75,6 +77,24 @@ def build_application(
     )
 
 
+def _connection(settings: Settings) -> ConnectionConfig:
+    return ConnectionConfig.from_librdkafka_dict(settings.kafka_config)
+
+
+def topic_manager(settings: Settings, topology: str) -> TopicManager:
+    """Quix's topic manager of a topology, creating topics promptly (`PromptTopicAdmin`)."""
+    return TopicManager(PromptTopicAdmin(_connection(settings)), settings.consumer_group(topology))
+
+
+def check_permissions(settings: Settings, topology: Topology, topics: TopicManager) -> None:
+    """Stop at start-up, naming each operation that the topology's ACLs should allow on
+    the topics it uses and the broker does not (docs/deployment.md, "ACLs")."""
+    admin = AdminClient(settings.kafka_config)
+    missing = lacking(admin, grants(topology, settings), topics.all_topics)
+    if missing:
+        raise PermissionDenied(f"Kafka does not allow {', '.join(missing)}")
+
+
 def run_topology(topology: Topology, settings: Settings) -> None:
     """Build the topology's stream into its table and process until SIGINT or SIGTERM."""
     statistics = KafkaStatistics(topology.name)
@@ -88,7 +108,8 @@ def run_topology(topology: Topology, settings: Settings) -> None:
 
 
 def _process(topology: Topology, settings: Settings, statistics: KafkaStatistics) -> None:
-    app = build_application(settings, topology.name, statistics)
+    topics = topic_manager(settings, topology.name)
+    app = build_application(settings, topology.name, statistics, topics)
     registry = SchemaRegistry(settings)
     registry.check()
     pipeline = Pipeline(app, settings, topology.name, registry)
@@ -99,6 +120,7 @@ def _process(topology: Topology, settings: Settings, statistics: KafkaStatistics
         Backoff(settings.sink_retry_max_backoff_s),
     )
     table_changes = topology.build(pipeline)
+    check_permissions(settings, topology, topics)
     table_changes.sink(sink)
     pace_checkpoints(table_changes.processing_context, settings.backlog_commit_interval_s)
     logger.info(

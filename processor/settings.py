@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # PEM file of the certificate authorities that sign the brokers' certificates, when
+    # they are not among the system's (a private CA; Confluent Cloud's are public).
+    kafka_ssl_ca_location: FilePath | None = None
     # How long a killed replica keeps its partitions before the group gives them to its
     # successor (librdkafka's default: 45 s); 6 s is the broker's smallest by default.
     kafka_session_timeout_ms: int = Field(6000, ge=1000)
@@ -153,6 +156,8 @@ class Settings(BaseSettings):
                 "sasl.username": self.kafka_sasl_username,
                 "sasl.password": self.kafka_sasl_password.get_secret_value(),
             }
+        if self.kafka_ssl_ca_location is not None:
+            config["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
         return config
 
     @cached_property

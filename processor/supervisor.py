@@ -2,7 +2,10 @@
 container each, and what an orchestrator would do for them.
 
 - **Restarts.** A child that exits is started again after a growing delay, back to the
-  shortest once it has run for `STABLE_RUN_S`, so crashes hours apart are not a loop.
+  shortest once it has run for `STABLE_RUN_S`, so crashes hours apart are not a loop. A
+  child that exits with `EX_CONFIG` (a missing topic or ACL, a truncated input) is not:
+  it would only stop again. Once every child has so stopped, the supervisor exits
+  `EX_CONFIG` too, so that its container shows the failure.
 - **Liveness.** Every `PROBE_EVERY_S` the supervisor asks each child's `/healthz`, as a
   Kubernetes liveness probe would; a child that has not answered 200 for
   `CHILD_LIVENESS_TIMEOUT_S` (stopped, deadlocked, or its processing loop silent past
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -38,6 +42,9 @@ from processor.local.ports import free_ports
 
 logger = logging.getLogger(__name__)
 
+# sysexits.h's EX_CONFIG: a child that stopped for its configuration or permissions (a
+# missing topic or ACL, a truncated input) would only stop again, so it is not restarted.
+EX_CONFIG = 78
 STABLE_RUN_S = 60.0
 PROBE_EVERY_S = 5.0
 PROBE_TIMEOUT_S = 2.0
@@ -93,6 +100,11 @@ class Child:
         self.started_at = self.alive_at = self.probed_at = time.monotonic()
         self.restart_at = None
 
+    @property
+    def given_up(self) -> bool:
+        """Stopped for its configuration or permissions, and not to be started again."""
+        return self.restart_at == math.inf
+
     def probe(self, now: float) -> None:
         """Ask `/healthz` if it is time; remember when the child last answered 200."""
         if now - self.probed_at < PROBE_EVERY_S:
@@ -128,6 +140,9 @@ class Supervisor:
             for child in self.children:
                 if not self.stopping:
                     self._look_after(child, time.monotonic())
+            if all(child.given_up for child in self.children):
+                logger.error("every topology stopped for its configuration or permissions")
+                return EX_CONFIG
         self._stop_all()
         return 1 if self.failed else 0
 
@@ -150,6 +165,14 @@ class Supervisor:
             child.process.kill()
             child.process.wait()
         self.failed = True
+        if child.process.returncode == EX_CONFIG:
+            logger.error(
+                "topology %s stopped for its configuration or permissions (its last log line"
+                " says which); not restarting it",
+                child.name,
+            )
+            child.restart_at = math.inf
+            return
         delay = restart_delay(child.backoff, now - child.started_at)
         logger.error(
             "topology %s exited with %s; restarting in %.0f s",

@@ -1,5 +1,5 @@
 """Creating topics: those that pstreams tools produce into (seed load, replay), and those
-a topology's Quix application creates for itself."""
+a topology's Quix application creates for itself; and looking for its input topics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from quixstreams.models import Topic
 from quixstreams.models.topics.admin import TopicAdmin
+
+from processor.permissions import topic_denied
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +42,32 @@ def create_new_topics(admin: AdminClient, new_topics: list[NewTopic], timeout_s:
     if not new_topics:
         return
     futures = admin.create_topics(new_topics, request_timeout=timeout_s)
-    for future in futures.values():
+    for name, future in futures.items():
         try:
             future.result(timeout=timeout_s)
         except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            code = error.args[0].code()
+            if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                # Also what a topic that exists looks like to a principal that may not
+                # describe it: it was missing from the list, so its creation was asked.
+                raise topic_denied(name, "CREATE (or DESCRIBE, if it exists)") from None
+            if code != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-    wanted = {topic.topic for topic in new_topics}
     deadline = time.monotonic() + timeout_s
-    while not wanted <= admin.list_topics(timeout=timeout_s).topics.keys():
+    # One that is created but may not be described never shows: `topic_exists` says so.
+    while not all(topic_exists(admin, topic.topic) for topic in new_topics):
         if time.monotonic() > deadline:
             raise KafkaException(f"created topics not in the metadata after {timeout_s} s")
         time.sleep(0.05)
+
+
+def topic_exists(admin: AdminClient, name: str) -> bool:
+    """Whether the topic exists; a principal that may not describe it is told so at once
+    (Kafka answers it alike whether or not the topic exists) instead of waiting for it."""
+    error = admin.list_topics(name, timeout=30).topics[name].error
+    if error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        raise topic_denied(name, "DESCRIBE (which READ and WRITE imply)")
+    return error is None
 
 
 class PromptTopicAdmin(TopicAdmin):

@@ -19,15 +19,25 @@ from processor.pipeline import Pipeline
 from processor.settings import Settings
 
 
+def _none(settings: Settings) -> tuple[str, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Topology:
-    """`build` wires the stream on a pipeline and returns the stream of `TableChange`s;
-    `inputs` names the topics it reads, for progress checks without building it."""
+    """`build` wires the stream on a pipeline and returns the stream of `TableChange`s.
+
+    The topics it touches are named without building it, for progress checks and for
+    its ACLs (`processor.acl`): `inputs` it reads; `outputs` it writes besides its
+    dead-letter topic and its own internal topics; `described` it only looks at.
+    """
 
     name: str
     table: sa.Table
     inputs: Callable[[Settings], tuple[str, ...]]
     build: Callable[[Pipeline], StreamingDataFrame]
+    outputs: Callable[[Settings], tuple[str, ...]] = _none
+    described: Callable[[Settings], tuple[str, ...]] = _none
 
 
 def all_topologies() -> dict[str, Topology]:

@@ -118,4 +118,5 @@ TOPOLOGY = Topology(
     table=TABLE,
     inputs=lambda settings: (settings.dynamodb_topic,),
     build=build,
+    outputs=lambda settings: (settings.interactions_topic,),
 )

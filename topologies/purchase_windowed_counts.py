@@ -139,4 +139,7 @@ TOPOLOGY = Topology(
     table=TABLE,
     inputs=lambda settings: (settings.interactions_topic,),
     build=build,
+    outputs=lambda settings: tuple(filter(None, [settings.late_events_topic])),
+    # Its partition count sets how many source watermarks are merged (docs/windows.md).
+    described=lambda settings: (settings.dynamodb_topic,),
 )

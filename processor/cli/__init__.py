@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from processor.cli import demo, local, record, replay, run, seed, wait
+from processor.cli import acl, demo, local, record, replay, run, seed, wait
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stream processor for the personalization CDC analytics pipeline.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, local, record, replay, run, seed, wait):
+    for module in (acl, demo, local, record, replay, run, seed, wait):
         module.register(commands)
     return parser
 

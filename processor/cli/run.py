@@ -4,6 +4,7 @@ child process per topology (`processor.supervisor`)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 
@@ -11,9 +12,12 @@ from quixstreams.state.exceptions import StateRecoveryOffsetOutOfRange
 
 from processor.errors import ConfigurationError
 from processor.logs import configure_logging
+from processor.permissions import denial
 from processor.settings import load_settings
-from processor.supervisor import supervise
+from processor.supervisor import EX_CONFIG, supervise
 from processor.topology import all_topologies
+
+logger = logging.getLogger("processor.run")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -39,5 +43,16 @@ def _run(args: argparse.Namespace) -> int:
     try:
         run_topology(all_topologies()[args.topology], settings)
     except (ConfigurationError, StateRecoveryOffsetOutOfRange) as error:
-        raise SystemExit(f"pstreams run {args.topology}: {error}") from None
+        return _stop(args.topology, str(error))
+    except Exception as error:
+        denied = denial(error, settings.consumer_group(args.topology))
+        if denied is None:
+            raise
+        return _stop(args.topology, f"{denied}; `pstreams acl {args.topology}` lists its ACLs")
     return 0
+
+
+def _stop(topology: str, reason: str) -> int:
+    """End a run that no restart can mend, in one line (logged, so secrets are masked)."""
+    logger.critical("pstreams run %s: %s", topology, reason)
+    return EX_CONFIG

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -33,12 +34,45 @@ _SHUTDOWN_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
+class SecuredListener:
+    """A second listener as Confluent Cloud's: SASL_SSL with PLAIN users, and Kafka's
+    standard authorizer, so a client there may do only what ACLs grant its principal.
+
+    The plaintext and controller listeners stay open to anyone (their principal,
+    `User:ANONYMOUS`, is a super user), so the stack's own tools keep working unchanged.
+    """
+
+    port: int
+    keystore: Path
+    """PEM file: the broker's private key (PKCS#8, unencrypted) and certificate chain."""
+    users: Mapping[str, str]
+    """PLAIN user names and their passwords."""
+    super_users: tuple[str, ...] = ()
+    """Users the authorizer lets do anything (an administrator that grants ACLs)."""
+
+    def server_properties(self) -> dict[str, str]:
+        jaas_users = " ".join(f'user_{name}="{secret}"' for name, secret in self.users.items())
+        super_users = ["User:ANONYMOUS", *(f"User:{name}" for name in self.super_users)]
+        return {
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {jaas_users};"
+            ),
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(self.keystore),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(super_users),
+        }
+
+
+@dataclass(frozen=True)
 class Broker:
     """A single-node Kafka cluster on the loopback `port`, its controller on `controller_port`."""
 
     port: int
     controller_port: int
     directory: Path
+    secured: SecuredListener | None = None
     name: ClassVar[str] = "broker"
     product: ClassVar[str] = f"Apache Kafka {maven.KAFKA_VERSION} (KRaft)"
 
@@ -95,8 +129,18 @@ class Broker:
     def stop(self, pid: int) -> bool:
         return process.stop(pid, jvm.shutdown_escalation(_SHUTDOWN_GRACE_S))
 
+    @property
+    def secured_address(self) -> str:
+        """The bootstrap servers value of the SASL_SSL listener."""
+        assert self.secured is not None, "this broker has no secured listener"
+        return f"{HOST}:{self.secured.port}"
+
     def _server_properties(self) -> str:
         listeners = f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if self.secured is not None:
+            listeners += f",SASL_SSL://{self.secured_address}"
+            protocols += ",SASL_SSL:SASL_SSL"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -105,7 +149,7 @@ class Broker:
             "advertised.listeners": listeners,
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "log.dirs": str(self._data_dir),
             # One node: every internal topic has one replica.
             "offsets.topic.replication.factor": "1",
@@ -125,4 +169,6 @@ class Broker:
             # time-based retention would delete as soon as a segment rolls.
             "log.retention.ms": "-1",
         }
+        if self.secured is not None:
+            settings |= self.secured.server_properties()
         return "".join(f"{name}={value}\n" for name, value in settings.items())

@@ -15,6 +15,21 @@ import pytest
 
 from processor.settings import Settings
 
+LOG_TAIL_LINES = 60
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failing test's report ends with the last lines of each `pstreams` process it ran,
+    so that a failure on CI shows what the processes said, not only the assertion."""
+    report = yield
+    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and tmp_path is not None:
+        for log in sorted(Path(tmp_path).glob("pstreams-*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"{log.name}, last {len(lines)} lines", "\n".join(lines)))
+    return report
+
 
 @pytest.fixture
 def stack_env(local_stack, tmp_path: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from processor.local.ports import free_ports, port_in_use
 from processor.progress import wait_until_caught_up
 from processor.settings import Settings
+from processor.supervisor import EX_CONFIG
 from processor.topology import all_topologies
 from tests.integration.support import dynamodb_source, generated_items, produce
 
@@ -152,7 +153,7 @@ def test_an_input_topic_that_never_appears_stops_the_topology_naming_its_variabl
     with one line naming the variable and the topic, instead of waiting for ever."""
     env = stack_env | {"PG_TOPIC_PREFIX": "pg-misspelt", "INPUT_TOPIC_WAIT_S": "3"}
     process = pstreams("run", "highly_rated_item_details", env=env)
-    assert process.wait(timeout=90) != 0
+    assert process.wait(timeout=90) == EX_CONFIG
     (log,) = tmp_path.glob("pstreams-*.log")
     last = log.read_text().strip().splitlines()[-1]
     assert "PG_TOPIC_PREFIX" in last and "pg-misspelt.user_data.reviews" in last, last
@@ -166,7 +167,7 @@ def test_a_registry_url_that_is_not_a_registry_stops_the_topology(
     at start-up naming the variable instead."""
     wrong = stack_env["SCHEMA_REGISTRY_URL"].rstrip("/") + "/not-the-api"
     process = pstreams("run", "interaction_data", env=stack_env | {"SCHEMA_REGISTRY_URL": wrong})
-    assert process.wait(timeout=90) != 0
+    assert process.wait(timeout=90) == EX_CONFIG
     (log,) = tmp_path.glob("pstreams-*.log")
     last = log.read_text().strip().splitlines()[-1]
     assert "SCHEMA_REGISTRY_URL" in last and "not-the-api" in last, last

@@ -10,6 +10,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from processor.settings import Settings
+from processor.supervisor import EX_CONFIG
 from tests.integration.support import dynamodb_source, generated_items, produce, wait
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,6 @@ def test_a_truncated_input_stops_the_topology(
         future.result(timeout=30)
 
     restarted = pstreams("run", "co_purchase_counts")
-    assert restarted.wait(timeout=120) != 0
+    assert restarted.wait(timeout=120) == EX_CONFIG
     log = sorted(tmp_path.glob("pstreams-*.log"))[-1].read_text().strip().splitlines()
     assert "below the broker low watermark" in log[-1], log[-5:]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from processor.supervisor import EX_CONFIG
 from processor.topology import all_topologies
 from tests.integration.support import supervised_child
 
@@ -60,13 +61,31 @@ def test_a_hung_child_is_restarted_and_none_outlives_the_supervisor(
 
 
 def test_the_exit_status_says_a_child_failed(stack_env: dict[str, str], pstreams) -> None:
-    """No input topics and a 1 s wait for them: every child fails at start-up. SIGTERM
-    then stops the supervisor (its children at once), and it exits 1."""
-    env = stack_env | {"OPS_PORT": "0", "INPUT_TOPIC_WAIT_S": "1"}
+    """No input topics yet: the children wait for them. One is killed, so it failed and
+    is restarted; SIGTERM then stops the supervisor (its children at once), and it exits 1."""
+    env = stack_env | {"OPS_PORT": "0"}
     supervisor = pstreams("run", "--all", env=env)
     child = supervised_child(supervisor.pid, "user_purchase_totals")
-    assert child is not None and until(lambda: gone(child), timeout_s=60)
+    assert child is not None
+    os.kill(child, signal.SIGKILL)
+    assert until(
+        lambda: supervised_child(supervisor.pid, "user_purchase_totals", 0) not in (None, child),
+        timeout_s=60,
+    ), "the killed child was not restarted"
     began = time.monotonic()
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=90) == 1
     assert time.monotonic() - began < 30, "the children were not stopped together"
+
+
+def test_children_stopped_by_their_configuration_are_not_restarted(
+    stack_env: dict[str, str], pstreams, tmp_path: Path
+) -> None:
+    """No input topics and a 1 s wait for them: every child exits EX_CONFIG at start-up,
+    which a restart would not mend. None is restarted, and the supervisor exits EX_CONFIG."""
+    env = stack_env | {"OPS_PORT": "0", "INPUT_TOPIC_WAIT_S": "1"}
+    supervisor = pstreams("run", "--all", env=env)
+    assert supervisor.wait(timeout=120) == EX_CONFIG
+    log = next(tmp_path.glob("pstreams-*.log")).read_text()
+    assert log.count("not restarting it") == len(NAMES), log[-2000:]
+    assert "restarted: pid" not in log
