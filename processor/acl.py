@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -130,3 +130,22 @@ def lacking(admin: AdminClient, wanted: list[Grant], topics: Iterable[str]) -> l
             continue
         missing += [f"{op.name} on topic {topic}" for op in needs[topic] if op not in allowed]
     return missing
+
+
+def transactions_refused(settings: Settings, transactional_id: str) -> list[str]:
+    """["WRITE on transactional id …"] if the broker refuses the producer that would
+    use `transactional_id`, else [].
+
+    No request reports what a principal may do with a transactional id, so this starts
+    the transactions of the id the topology is about to use, as its producer will. Found
+    here, the refusal reaches the operator whole: once the application runs, closing
+    its consumer can fail too and Quix raises that error in the refusal's place.
+    """
+    producer = Producer(settings.producer_config | {"transactional.id": transactional_id})
+    try:
+        producer.init_transactions(30)
+    except KafkaException as error:
+        if error.args[0].code() != KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+            raise
+        return [f"WRITE on transactional id {transactional_id}"]
+    return []

@@ -11,7 +11,7 @@ from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.topics import TopicManager
 
-from processor.acl import grants, lacking
+from processor.acl import grants, lacking, transactions_refused
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
 from processor.metrics import STATISTICS_INTERVAL_MS, KafkaStatistics
@@ -64,11 +64,8 @@ def build_application(
         | {"fetch.wait.max.ms": FETCH_WAIT_MAX_MS}
         | reporting
         | {"stats_cb": statistics.on_consumer},
-        # A stable transactional id: a restarted replica fences its killed predecessor
-        # and aborts its open transaction at once, instead of waiting for the broker's
-        # transaction timeout while the group's offsets stay locked.
         producer_extra_config=settings.kafka_producer_config
-        | {"transactional.id": f"{group}-{settings.instance_id}"}
+        | {"transactional.id": settings.transactional_id(topology)}
         | reporting
         | {"stats_cb": statistics.on_producer},
         state_dir=settings.state_dir / topology,
@@ -88,9 +85,12 @@ def topic_manager(settings: Settings, topology: str) -> TopicManager:
 
 def check_permissions(settings: Settings, topology: Topology, topics: TopicManager) -> None:
     """Stop at start-up, naming each operation that the topology's ACLs should allow on
-    the topics it uses and the broker does not (docs/deployment.md, "ACLs")."""
+    the topics it uses, or on its transactional id, and the broker does not
+    (docs/deployment.md, "ACLs")."""
     admin = AdminClient(settings.kafka_config)
     missing = lacking(admin, grants(topology, settings), topics.all_topics)
+    if settings.processing_guarantee == "exactly-once":
+        missing += transactions_refused(settings, settings.transactional_id(topology.name))
     if missing:
         raise PermissionDenied(f"Kafka does not allow {', '.join(missing)}")
 

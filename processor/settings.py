@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         """One consumer group per topology; also the prefix of its internal topics."""
         return f"{self.consumer_group_prefix}{topology}"
 
+    def transactional_id(self, topology: str) -> str:
+        """Stable per replica: a restarted replica fences its killed predecessor and
+        aborts its open transaction at once, instead of waiting for the broker's
+        transaction timeout while the group's offsets stay locked."""
+        return f"{self.consumer_group(topology)}-{self.instance_id}"
+
     def dead_letter_topic_for(self, topology: str) -> str:
         return self.dead_letter_topic.format(topology=topology)
 
