@@ -46,6 +46,12 @@ ROWS_REFUSED = Counter(
     " table and SQLSTATE.",
     ["table", "sqlstate"],
 )
+REJOINS = Counter(
+    "pstreams_rejoins",
+    "Times a topology stopped on a broker outage (a lost group membership, a broker that"
+    " did not answer), dropped its checkpoint and rejoined in-process, by Kafka error.",
+    ["topology", "error"],
+)
 SINK_BATCH_ROWS = Histogram(
     "pstreams_sink_batch_rows",
     "Rows (upserts plus deletes) written to PostgreSQL per flush, by table.",

@@ -9,6 +9,7 @@ as the permission the topology lacks, with the ACLs of `pstreams acl` as the rem
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams.models.topics.exceptions import TopicPermissionError
@@ -33,17 +34,21 @@ def topic_denied(topic: str, operations: str) -> PermissionDenied:
     )
 
 
-def kafka_error(exception: BaseException) -> KafkaError | None:
-    """The first `KafkaError` in the exception's chain (Quix wraps librdkafka's)."""
+def kafka_errors(exception: BaseException) -> Iterator[KafkaError]:
+    """The `KafkaError`s in the exception's chain, outermost first (Quix wraps
+    librdkafka's, and an error while closing can wrap the one that stopped the run)."""
     seen: BaseException | None = exception
     while seen is not None:
         if isinstance(seen, KafkaException) and isinstance(seen.args[0], KafkaError):
-            return seen.args[0]
-        error = getattr(seen, "error", None)
-        if isinstance(error, KafkaError):
-            return error
+            yield seen.args[0]
+        elif isinstance(error := getattr(seen, "error", None), KafkaError):
+            yield error
         seen = seen.__cause__ or seen.__context__
-    return None
+
+
+def kafka_error(exception: BaseException) -> KafkaError | None:
+    """The first `KafkaError` in the exception's chain."""
+    return next(kafka_errors(exception), None)
 
 
 def denial(exception: BaseException, group: str) -> PermissionDenied | None:

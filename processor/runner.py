@@ -4,7 +4,11 @@ endpoints, until it is stopped."""
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+import time
 
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 from quixstreams import Application
@@ -14,10 +18,10 @@ from quixstreams.models.topics import TopicManager
 from processor.acl import grants, lacking, transactions_refused
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
-from processor.metrics import STATISTICS_INTERVAL_MS, KafkaStatistics
+from processor.metrics import REJOINS, STATISTICS_INTERVAL_MS, KafkaStatistics
 from processor.operations import OperationsServer, Probes, postgres_check
 from processor.pacing import pace_checkpoints
-from processor.permissions import PermissionDenied
+from processor.permissions import PermissionDenied, kafka_errors
 from processor.pipeline import Pipeline
 from processor.settings import Settings
 from processor.sinks.postgres import PostgresTableSink, create_engine
@@ -38,9 +42,20 @@ STARTED_LOG_LINE = "The application started"
 FETCH_WAIT_MAX_MS = 50
 
 
+class TopologyApplication(Application):
+    """Quix's application, remembering a request to stop (SIGTERM, SIGINT) apart from a
+    stop on an error: a topology asked to stop never rejoins its group."""
+
+    stop_requested = False
+
+    def stop(self, fail: bool = False) -> None:
+        self.stop_requested = self.stop_requested or not fail
+        super().stop(fail=fail)
+
+
 def build_application(
     settings: Settings, topology: str, statistics: KafkaStatistics, topics: TopicManager
-) -> Application:
+) -> TopologyApplication:
     """A Quix application configured from the settings, one consumer group per topology.
 
     Logging is left to `processor.logs` (one format for every logger); librdkafka's
@@ -48,7 +63,7 @@ def build_application(
     """
     reporting = {"statistics.interval.ms": STATISTICS_INTERVAL_MS}
     group = settings.consumer_group(topology)
-    return Application(
+    return TopologyApplication(
         broker_address=_connection(settings),
         consumer_group=group,
         topic_manager=topics,
@@ -96,28 +111,97 @@ def check_permissions(settings: Settings, topology: Topology, topics: TopicManag
 
 
 def run_topology(topology: Topology, settings: Settings) -> None:
-    """Build the topology's stream into its table and process until SIGINT or SIGTERM."""
+    """Build the topology's stream into its table and process until SIGINT or SIGTERM.
+
+    A broker outage is not a crash. A topology that finds at a commit that its consumer
+    group no longer counts it as a member (the outage outlasted
+    `KAFKA_SESSION_TIMEOUT_MS`) has had its partitions handed on, and its checkpoint
+    cannot commit; one whose partition assignment or start-up finds the broker not
+    answering cannot go on either. Either way the checkpoint is dropped (its Kafka
+    transaction aborted), and the application is built again in this process and
+    rejoins the group from the committed offsets and state, as Kafka Streams does with a
+    migrated task; a supervisor or an orchestrator need not restart it
+    (docs/guarantees.md, "PostgreSQL or the broker unavailable").
+    """
     statistics = KafkaStatistics(topology.name)
     REGISTRY.register(statistics)
     probes = Probes(statistics, postgres_check(settings.postgres_url))
     server = OperationsServer(settings.ops_host, settings.ops_port, probes).start()
+    backoff = Backoff(maximum=REJOIN_MAX_BACKOFF_S)
+    delay = 0.0
     try:
-        _process(topology, settings, statistics)
+        while True:
+            # Until Quix's processing loop takes SIGTERM over, it ends the start-up
+            # (waits for topics, the registry, the broker) cleanly, as a stop expects.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            time.sleep(delay)
+            started = time.monotonic()
+            topics = topic_manager(settings, topology.name)
+            app = build_application(settings, topology.name, statistics, topics)
+            try:
+                _process(topology, settings, app, topics)
+                return
+            except Exception as error:
+                cause = broker_outage(error)
+                if app.stop_requested or cause is None:
+                    raise
+                if time.monotonic() - started > REJOIN_MAX_BACKOFF_S:
+                    backoff.reset()  # it ran a while: a new outage, not the same one
+                delay = 0.0 if cause.code() in _MEMBERSHIP_LOST else backoff.next_delay()
+                REJOINS.labels(topology.name, cause.name()).inc()
+                logger.warning(
+                    "topology %s stopped on a broker outage (%s): its checkpoint is dropped,"
+                    " and in %.1f s it rejoins consumer group %s from the committed offsets",
+                    topology.name,
+                    cause.str(),
+                    delay,
+                    app.config.consumer_group,
+                )
     finally:
         server.stop()
 
 
-def _process(topology: Topology, settings: Settings, statistics: KafkaStatistics) -> None:
-    topics = topic_manager(settings, topology.name)
-    app = build_application(settings, topology.name, statistics, topics)
+# Longest pause before a rejoin while the broker does not answer.
+REJOIN_MAX_BACKOFF_S = 30.0
+# The group coordinator no longer knows the member, or knows a later generation of it.
+_MEMBERSHIP_LOST = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION})
+# The broker, or the coordinator or partition leader a call needs, did not answer, or
+# not yet: a broker shutting down gives up its partitions' leadership first.
+_NOT_ANSWERING = frozenset(
+    {
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.BROKER_NOT_AVAILABLE,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
+
+
+def broker_outage(exception: BaseException) -> KafkaError | None:
+    """The error in the chain of the exception that ended a run saying that the broker
+    was away (a lost membership, a call that was not answered), if there is one."""
+    return next(
+        (e for e in kafka_errors(exception) if e.code() in _MEMBERSHIP_LOST | _NOT_ANSWERING),
+        None,
+    )
+
+
+def _process(
+    topology: Topology, settings: Settings, app: TopologyApplication, topics: TopicManager
+) -> None:
     registry = SchemaRegistry(settings)
     registry.check()
     pipeline = Pipeline(app, settings, topology.name, registry)
+    engine = create_engine(settings.sqlalchemy_url, settings.postgres_schema)
     sink = PostgresTableSink(
-        create_engine(settings.sqlalchemy_url, settings.postgres_schema),
-        topology.table,
-        settings.postgres_schema,
-        Backoff(settings.sink_retry_max_backoff_s),
+        engine, topology.table, settings.postgres_schema, Backoff(settings.sink_retry_max_backoff_s)
     )
     table_changes = topology.build(pipeline)
     check_permissions(settings, topology, topics)
@@ -126,4 +210,7 @@ def _process(topology: Topology, settings: Settings, statistics: KafkaStatistics
     logger.info(
         "running topology %s as consumer group %s", topology.name, app.config.consumer_group
     )
-    app.run()
+    try:
+        app.run()
+    finally:
+        engine.dispose()  # a rejoin builds another

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import sys
 
 from quixstreams.state.exceptions import StateRecoveryOffsetOutOfRange
 
@@ -37,9 +35,6 @@ def _run(args: argparse.Namespace) -> int:
         )
     from processor.runner import run_topology
 
-    # Until Quix's processing loop takes over SIGTERM, it ends the start-up (waits for
-    # topics, the registry) cleanly, as an orchestrator's stop expects.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         run_topology(all_topologies()[args.topology], settings)
     except (ConfigurationError, StateRecoveryOffsetOutOfRange) as error:

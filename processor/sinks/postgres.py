@@ -100,8 +100,14 @@ def create_engine(url: str, schema: str) -> sa.Engine:
 
 
 def ensure_table(engine: sa.Engine, table: sa.Table, schema: str) -> None:
-    """Create the schema and the table when missing; an existing table is left as it is."""
+    """Create the schema and the table when missing; an existing table is left as it is.
+
+    Topologies started together create their schema at the same moment, and PostgreSQL's
+    IF NOT EXISTS is no guard against that race (a unique violation on pg_namespace): the
+    creations of one schema take turns under a transaction-scoped advisory lock.
+    """
     with engine.begin() as connection:
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(schema))))
         connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
         table.create(connection, checkfirst=True)
 

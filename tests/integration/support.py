@@ -225,3 +225,10 @@ def supervised_child(supervisor: int, topology: str, timeout: float = 60.0) -> i
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
+
+
+def child_failures(supervisor_log: Path) -> list[str]:
+    """The lines of `pstreams run --all`'s log saying that a child exited, stopped, or
+    was killed for not answering /healthz: anything but a clean run."""
+    lines = supervisor_log.read_text(errors="replace").splitlines()
+    return [line for line in lines if "ERROR processor.supervisor" in line]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 import string
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +18,7 @@ from quixstreams.sinks import SinkBackpressureError
 from processor.backoff import Backoff
 from processor.changes import TableChange
 from processor.settings import Settings
-from processor.sinks.postgres import PostgresTableSink, create_engine
+from processor.sinks.postgres import PostgresTableSink, create_engine, ensure_table
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +123,27 @@ def test_a_flush_that_outlives_its_timeout_rolls_back_and_is_retried(settings: S
     write(sink, change("u1", "i", 2), change("u2", "i", 3))
     assert contents(engine) == {("u1", "i", 2), ("u2", "i", 3)}
     engine.dispose()
+
+
+def test_topologies_starting_together_create_their_schema_once(settings: Settings) -> None:
+    """Six topologies start at once on a new database and each creates the schema and
+    its table: none of them may fail on another's creation."""
+    tables = [
+        sa.Table(f"table_{n}", sa.MetaData(), sa.Column("id", sa.Text, primary_key=True))
+        for n in range(8)
+    ]
+    engine = create_engine(settings.sqlalchemy_url, settings.postgres_schema)
+    start = threading.Barrier(len(tables))
+
+    def create(table: sa.Table) -> None:
+        start.wait()
+        ensure_table(engine, table, settings.postgres_schema)
+
+    try:
+        with ThreadPoolExecutor(len(tables)) as pool:
+            list(pool.map(create, tables))  # re-raises what a creation raised
+        with engine.connect() as connection:
+            created = sa.inspect(connection).get_table_names(schema=settings.postgres_schema)
+        assert sorted(created) == sorted(t.name for t in tables)
+    finally:
+        engine.dispose()

@@ -1,0 +1,54 @@
+"""The runner tells a broker outage, which a rejoin mends, from other failures."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+from quixstreams.exceptions.assignment import PartitionAssignmentError
+
+from processor.runner import broker_outage
+
+
+def raised_while_closing(cause: BaseException, closing: BaseException) -> BaseException:
+    """`closing` raised while the exception handling of `cause` ran, as Quix's exit stack
+    closes the consumer after the run failed."""
+    try:
+        try:
+            raise cause
+        except BaseException:
+            raise closing  # noqa: B904 (a failed close, as Quix raises it)
+    except BaseException as raised:
+        return raised
+
+
+def test_an_unknown_member_at_the_commit_is_an_outage() -> None:
+    refused = KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID, "Broker: Unknown member"))
+    wrapped = RuntimeError("Error during Kafka transaction operation")
+    wrapped.__cause__ = refused
+    found = broker_outage(wrapped)
+    assert found is not None and found.code() == KafkaError.UNKNOWN_MEMBER_ID
+
+
+def test_a_partition_assignment_the_broker_did_not_answer_is_an_outage() -> None:
+    assignment = PartitionAssignmentError("Error during partition assignment")
+    assignment.__cause__ = KafkaException(KafkaError(KafkaError._TIMED_OUT))
+    found = broker_outage(assignment)
+    assert found is not None and found.code() == KafkaError._TIMED_OUT
+
+
+def test_a_partition_leader_gone_with_its_broker_is_an_outage() -> None:
+    assignment = PartitionAssignmentError("Error during partition assignment")
+    assignment.__cause__ = KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION))
+    assert broker_outage(assignment) is not None
+
+
+def test_an_outage_is_found_under_a_failed_close() -> None:
+    lost = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION))
+    raised = raised_while_closing(lost, KafkaException(KafkaError(KafkaError._DESTROY)))
+    found = broker_outage(raised)
+    assert found is not None and found.code() == KafkaError.ILLEGAL_GENERATION
+
+
+def test_other_failures_are_not_mended_by_a_rejoin() -> None:
+    for code in (KafkaError._FENCED, KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError._STATE):
+        assert broker_outage(KafkaException(KafkaError(code))) is None
+    assert broker_outage(ValueError("not Kafka")) is None
