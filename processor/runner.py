@@ -44,12 +44,21 @@ FETCH_WAIT_MAX_MS = 50
 
 class TopologyApplication(Application):
     """Quix's application, remembering a request to stop (SIGTERM, SIGINT) apart from a
-    stop on an error: a topology asked to stop never rejoins its group."""
+    stop on an error (a topology asked to stop never rejoins its group), and the error.
+
+    The error is taken when Quix stops on it, first thing as the run unwinds: closing
+    the consumer afterwards can fail as well (`_DESTROY` in a partition assignment), and
+    that error then replaces it, with no link back to it.
+    """
 
     stop_requested = False
+    failure: BaseException | None = None
 
     def stop(self, fail: bool = False) -> None:
-        self.stop_requested = self.stop_requested or not fail
+        if fail:
+            self.failure = self.failure or sys.exc_info()[1]
+        else:
+            self.stop_requested = True
         super().stop(fail=fail)
 
 
@@ -142,7 +151,7 @@ def run_topology(topology: Topology, settings: Settings) -> None:
                 _process(topology, settings, app, topics)
                 return
             except Exception as error:
-                cause = broker_outage(error)
+                cause = broker_outage(error) or broker_outage(app.failure or error)
                 if app.stop_requested or cause is None:
                     raise
                 if time.monotonic() - started > REJOIN_MAX_BACKOFF_S:

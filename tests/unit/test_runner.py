@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams.exceptions.assignment import PartitionAssignmentError
 
-from processor.runner import broker_outage
+from processor.runner import TopologyApplication, broker_outage
 
 
 def raised_while_closing(cause: BaseException, closing: BaseException) -> BaseException:
@@ -52,3 +52,24 @@ def test_other_failures_are_not_mended_by_a_rejoin() -> None:
     for code in (KafkaError._FENCED, KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError._STATE):
         assert broker_outage(KafkaException(KafkaError(code))) is None
     assert broker_outage(ValueError("not Kafka")) is None
+
+
+def test_the_error_quix_stopped_on_is_kept_for_when_a_close_replaces_it(tmp_path) -> None:
+    app = TopologyApplication(
+        broker_address="127.0.0.1:1", consumer_group="g", state_dir=tmp_path / "state"
+    )
+    try:  # Quix stops the application from its exception handler as the run unwinds
+        raise KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID))
+    except KafkaException:
+        app.stop(fail=True)
+    found = broker_outage(app.failure)
+    assert found is not None and found.code() == KafkaError.UNKNOWN_MEMBER_ID
+    assert not app.stop_requested
+
+
+def test_a_stop_requested_by_a_signal_is_told_apart(tmp_path) -> None:
+    app = TopologyApplication(
+        broker_address="127.0.0.1:1", consumer_group="g", state_dir=tmp_path / "state"
+    )
+    app.stop()  # what Quix's SIGTERM handler does
+    assert app.stop_requested and app.failure is None
