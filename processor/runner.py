@@ -151,7 +151,7 @@ def run_topology(topology: Topology, settings: Settings) -> None:
                 _process(topology, settings, app, topics)
                 return
             except Exception as error:
-                cause = broker_outage(error) or broker_outage(app.failure or error)
+                cause = broker_outage(error) or (app.failure and broker_outage(app.failure))
                 if app.stop_requested or cause is None:
                     raise
                 if time.monotonic() - started > REJOIN_MAX_BACKOFF_S:
@@ -191,13 +191,14 @@ _NOT_ANSWERING = frozenset(
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     }
 )
+_OUTAGE = _MEMBERSHIP_LOST | _NOT_ANSWERING
 
 
 def broker_outage(exception: BaseException) -> KafkaError | None:
     """The error in the chain of the exception that ended a run saying that the broker
     was away (a lost membership, a call that was not answered), if there is one."""
     return next(
-        (e for e in kafka_errors(exception) if e.code() in _MEMBERSHIP_LOST | _NOT_ANSWERING),
+        (e for e in kafka_errors(exception) if e.code() in _OUTAGE),
         None,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import psycopg
 import pytest
 
 from processor.settings import Settings
+from tests.conftest import private_directory
+from tests.integration.faults import SinkDatabase
 
 LOG_TAIL_LINES = 60
 
@@ -87,3 +90,16 @@ def pstreams(
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def sink_database() -> Iterator[SinkDatabase]:
+    """A PostgreSQL server of the test's own for the topologies to write to, which it can
+    stop without stopping the stack's (the registry's storage)."""
+    directory = private_directory("pstreams-test-sink-")
+    database = SinkDatabase(directory)
+    try:
+        yield database
+    finally:
+        database.stop()
+        shutil.rmtree(directory, ignore_errors=True)

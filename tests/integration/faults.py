@@ -1,6 +1,6 @@
 """Faults the crash and soak tests inject into running topologies: SIGKILLs at planned
 moments (some during a sink's write, some wiping the state, some hitting a restart), and
-the processes they hit, under the supervisor or on their own."""
+the processes they hit, under the supervisor or on their own; and PostgreSQL outages."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from processor.local.ports import free_ports
+from processor.local.postgres import Postgres
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import SNAPSHOT_ORDER
@@ -281,3 +284,36 @@ def dataset(tmp_path: Path, interactions: int, seed: int) -> Path:
     )
     write_dataset(generate(options), tmp_path / "dataset")
     return tmp_path / "dataset"
+
+
+class SinkDatabase:
+    """The topologies' own PostgreSQL, apart from the stack's (whose registry would go
+    down with it), stopped for an outage and started again on a timer."""
+
+    def __init__(self, directory: Path) -> None:
+        (port,) = free_ports(1)
+        self._server = Postgres(port, directory / "data")
+        self._log = directory / "postgres.log"
+        self._pid = self._server.start(self._log)
+        self._back: threading.Timer | None = None
+
+    @property
+    def address(self) -> str:
+        return self._server.address
+
+    def outage(self, seconds: float) -> str:
+        assert self._server.stop(self._pid)
+        self._back = threading.Timer(seconds, self._start)
+        self._back.start()
+        return f"PostgreSQL stopped for {seconds:.0f} s"
+
+    def _start(self) -> None:
+        self._pid = self._server.start(self._log)
+
+    def wait_until_back(self) -> None:
+        if self._back is not None:
+            self._back.join()
+
+    def stop(self) -> None:
+        self.wait_until_back()
+        self._server.stop(self._pid)

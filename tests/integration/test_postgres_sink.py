@@ -126,8 +126,8 @@ def test_a_flush_that_outlives_its_timeout_rolls_back_and_is_retried(settings: S
 
 
 def test_topologies_starting_together_create_their_schema_once(settings: Settings) -> None:
-    """Six topologies start at once on a new database and each creates the schema and
-    its table: none of them may fail on another's creation."""
+    """Topologies start at once on a new database and each creates the schema and its
+    table: none of them may fail on another's creation."""
     tables = [
         sa.Table(f"table_{n}", sa.MetaData(), sa.Column("id", sa.Text, primary_key=True))
         for n in range(8)

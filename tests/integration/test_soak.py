@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
-import threading
+import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +27,6 @@ from confluent_kafka import Producer
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator, PostgresCdcEmulator
-from processor.local.ports import free_ports
-from processor.local.postgres import Postgres
 from processor.local.stack import LocalStack, status, up
 from processor.pipeline import SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from processor.progress import wait_until_caught_up
@@ -37,9 +34,9 @@ from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import DatasetLoader, read_jsonl
 from processor.settings import Settings
 from processor.topology import all_topologies
-from tests.conftest import private_directory
 from tests.integration.faults import (
     FaultSchedule,
+    SinkDatabase,
     Supervised,
     count_records,
     execute_kill,
@@ -184,50 +181,6 @@ def dead_letters(settings: Settings) -> dict[str, set[tuple[str, int, int]]]:
     return found
 
 
-class SinkDatabase:
-    """The topologies' own PostgreSQL, apart from the stack's (whose registry would go
-    down with it), stopped for an outage and started again on a timer."""
-
-    def __init__(self, directory: Path) -> None:
-        (port,) = free_ports(1)
-        self._server = Postgres(port, directory / "data")
-        self._log = directory / "postgres.log"
-        self._pid = self._server.start(self._log)
-        self._back: threading.Timer | None = None
-
-    @property
-    def address(self) -> str:
-        return self._server.address
-
-    def outage(self, seconds: float) -> str:
-        assert self._server.stop(self._pid)
-        self._back = threading.Timer(seconds, self._start)
-        self._back.start()
-        return f"PostgreSQL stopped for {seconds:.0f} s"
-
-    def _start(self) -> None:
-        self._pid = self._server.start(self._log)
-
-    def wait_until_back(self) -> None:
-        if self._back is not None:
-            self._back.join()
-
-    def stop(self) -> None:
-        self.wait_until_back()
-        self._server.stop(self._pid)
-
-
-@pytest.fixture
-def sink_database() -> Iterator[SinkDatabase]:
-    directory = private_directory("pstreams-test-soak-sink-")
-    database = SinkDatabase(directory)
-    try:
-        yield database
-    finally:
-        database.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def soak(
     soak: Soak,
     local_stack: LocalStack,
@@ -245,7 +198,7 @@ def soak(
     loader = DatasetLoader(settings, PARTITIONS)  # source rows into the stack's PostgreSQL
     running = Supervised(pstreams, env)
     supervisor_log = tmp_path / "pstreams-0.log"  # the first process the test started
-    replicas: dict[str, object] = {}
+    replicas: dict[str, subprocess.Popen] = {}
 
     def replicas_join() -> str:
         for name in SCALED:
