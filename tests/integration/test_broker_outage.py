@@ -16,8 +16,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from processor.local.stack import LocalStack, status, up
+from processor.runner import STARTED_LOG_LINE
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.settings import Settings
+from processor.topology import all_topologies
 from tests.integration.support import (
     assert_interactions_published_once,
     child_failures,
@@ -28,6 +30,7 @@ from tests.integration.support import (
 pytestmark = pytest.mark.integration
 
 OUTAGE_S = 30.0
+NAMES = sorted(all_topologies())
 
 
 def interactions_published(settings: Settings) -> int:
@@ -53,8 +56,12 @@ def test_a_broker_stopped_for_30_s_mid_run_loses_and_doubles_nothing(
     assert pstreams("seed", "load", str(dataset)).wait() == 0
     supervisor = pstreams("run", "--all")
     deadline = time.monotonic() + 120
-    while interactions_published(settings) < 500:  # interaction_data is under way
-        assert time.monotonic() < deadline, "interaction_data published nothing in 120 s"
+    # Mid-run: every topology has started (created its topics), and interaction_data is
+    # under way. A start-up that meets the broker's shutdown is another case (docs/testing.md).
+    while interactions_published(settings) < 500 or (tmp_path / "pstreams-1.log").read_text().count(
+        STARTED_LOG_LINE
+    ) < len(NAMES):
+        assert time.monotonic() < deadline, "the topologies did not get under way in 120 s"
         time.sleep(0.1)
 
     (broker,) = [c for c in status(local_stack.root) if c.name == "broker"]
