@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from processor.settings import Settings
 from processor.topology import Topology
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -189,26 +192,35 @@ def wait_until_caught_up(
             for topic in topology.inputs(settings)
             if topic != settings.interactions_topic
         ]
-        external_ends = probe.ends(probe.partitions(external))
         deadline = time.monotonic() + timeout
+        external_ends = _answered(lambda: probe.ends(probe.partitions(external)), deadline)
         while True:
-            try:
-                lags = [
+            lags = _answered(
+                lambda: [
                     lag
                     for topology in feeders_first
                     for lag in _lags(probe, settings, topology, external_ends)
-                ]
-            except KafkaException as error:  # a broker restarting: look again
-                if time.monotonic() > deadline:
-                    raise
-                logger.info("the broker did not answer (%s); looking again", error)
-                time.sleep(1.0)
-                continue
+                ],
+                deadline,
+            )
             if not lags or time.monotonic() > deadline:
                 return lags
             time.sleep(LOOK_EVERY_S)
     finally:
         probe.close()
+
+
+def _answered(ask: Callable[[], T], deadline: float) -> T:
+    """What `ask()` returns, asked again while the broker does not answer (a broker
+    restarting) until `deadline` (monotonic)."""
+    while True:
+        try:
+            return ask()
+        except KafkaException as error:
+            if time.monotonic() > deadline:
+                raise
+            logger.info("the broker did not answer (%s); looking again", error)
+            time.sleep(1.0)
 
 
 def _lags(

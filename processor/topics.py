@@ -38,27 +38,58 @@ def create_topics(
 def create_new_topics(admin: AdminClient, new_topics: list[NewTopic], timeout_s: float) -> None:
     """Create `new_topics` (one that exists already is left as it is), and return once
     the broker's metadata lists them all: Kafka acknowledges a creation when its
-    controller has it, a moment before the brokers serve it."""
-    if not new_topics:
-        return
-    futures = admin.create_topics(new_topics, request_timeout=timeout_s)
-    for name, future in futures.items():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as error:
-            code = error.args[0].code()
-            if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-                # Also what a topic that exists looks like to a principal that may not
-                # describe it: it was missing from the list, so its creation was asked.
-                raise topic_denied(name, "CREATE (or DESCRIBE, if it exists)") from None
-            if code != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
+    controller has it, a moment before the brokers serve it.
+
+    A creation refused for its replication factor is asked again until `timeout_s` has
+    passed: a broker shutting down or just started is fenced, and KRaft then refuses
+    every creation so ("all brokers are currently fenced") for a moment. A factor the
+    cluster can never give is still refused once the time is up.
+    """
     deadline = time.monotonic() + timeout_s
+    pending = new_topics
+    while pending:
+        refused = _create(admin, pending, timeout_s)
+        pending = [topic for topic in pending if topic.topic in refused]
+        if not pending:
+            break
+        refusal = refused[pending[0].topic]
+        if time.monotonic() > deadline:
+            raise KafkaException(refusal)
+        logger.warning("creating topic %s again: %s", pending[0].topic, refusal.str())
+        time.sleep(CREATE_AGAIN_AFTER_S)
     # One that is created but may not be described never shows: `topic_exists` says so.
     while not all(topic_exists(admin, topic.topic) for topic in new_topics):
         if time.monotonic() > deadline:
             raise KafkaException(f"created topics not in the metadata after {timeout_s} s")
         time.sleep(0.05)
+
+
+# Pause before a creation refused for its replication factor is asked again.
+CREATE_AGAIN_AFTER_S = 0.5
+
+
+def _create(
+    admin: AdminClient, new_topics: list[NewTopic], timeout_s: float
+) -> dict[str, KafkaError]:
+    """Ask for the topics; return those refused for their replication factor, with the
+    error. Any other refusal, but that the topic exists, is raised."""
+    refused = {}
+    futures = admin.create_topics(new_topics, request_timeout=timeout_s)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exception:
+            error = exception.args[0]
+            code = error.code()
+            if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                # Also what a topic that exists looks like to a principal that may not
+                # describe it: it was missing from the list, so its creation was asked.
+                raise topic_denied(name, "CREATE (or DESCRIBE, if it exists)") from None
+            if code == KafkaError.INVALID_REPLICATION_FACTOR:
+                refused[name] = error
+            elif code != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return refused
 
 
 def topic_exists(admin: AdminClient, name: str) -> bool:
