@@ -45,18 +45,18 @@ def create_new_topics(admin: AdminClient, new_topics: list[NewTopic], timeout_s:
     every creation so ("all brokers are currently fenced") for a moment. A factor the
     cluster can never give is still refused once the time is up.
     """
+    if not new_topics:
+        return
     deadline = time.monotonic() + timeout_s
-    pending = new_topics
-    while pending:
-        refused = _create(admin, pending, timeout_s)
-        pending = [topic for topic in pending if topic.topic in refused]
-        if not pending:
-            break
-        refusal = refused[pending[0].topic]
+    refused = _create(admin, new_topics, timeout_s)
+    while refused:
+        name, refusal = next(iter(refused.items()))
         if time.monotonic() > deadline:
             raise KafkaException(refusal)
-        logger.warning("creating topic %s again: %s", pending[0].topic, refusal.str())
+        logger.warning("creating topic %s again: %s", name, refusal.str())
         time.sleep(CREATE_AGAIN_AFTER_S)
+        refused = _create(admin, [t for t in new_topics if t.topic in refused], timeout_s)
+    deadline = time.monotonic() + timeout_s  # the metadata get their own time, as before
     # One that is created but may not be described never shows: `topic_exists` says so.
     while not all(topic_exists(admin, topic.topic) for topic in new_topics):
         if time.monotonic() > deadline:
