@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import time
+from typing import Any
 
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
@@ -53,6 +54,22 @@ class TopologyApplication(Application):
 
     stop_requested = False
     failure: BaseException | None = None
+
+    def __init__(self, **quix_arguments: Any) -> None:
+        super().__init__(**quix_arguments)
+        # Quix 3.28's `run` installs its SIGTERM handler, then opens the state, the
+        # consumer and the checkpoint, and only then marks itself running, which undoes
+        # a stop asked for in between: the loop ran on until a second signal (a replica
+        # told to leave as it started). A stop asked for before the loop is kept.
+        tracker = self._run_tracker
+        mark_running = tracker.set_as_running
+
+        def set_as_running() -> None:
+            mark_running()
+            if self.stop_requested:
+                tracker.stop()
+
+        tracker.set_as_running = set_as_running
 
     def stop(self, fail: bool = False) -> None:
         if fail:
@@ -151,6 +168,8 @@ def run_topology(topology: Topology, settings: Settings) -> None:
                 _process(topology, settings, app, topics)
                 return
             except Exception as error:
+                if app.stop_requested and app.failure is None and closed_mid_assignment(error):
+                    return  # its checkpoint was committed before the consumer closed
                 cause = broker_outage(error) or (app.failure and broker_outage(app.failure))
                 if app.stop_requested or cause is None:
                     raise
@@ -201,6 +220,14 @@ def broker_outage(exception: BaseException) -> KafkaError | None:
         (e for e in kafka_errors(exception) if e.code() in _OUTAGE),
         None,
     )
+
+
+def closed_mid_assignment(exception: BaseException) -> bool:
+    """Whether the run ended only because the consumer, closing on a stop, was handed
+    partitions by a rebalance still under way (a replica leaving as it joins): Quix's
+    assignment then finds the handle destroyed, an error of the close, not of the run."""
+    codes = {error.code() for error in kafka_errors(exception)}
+    return codes == {KafkaError._DESTROY}
 
 
 def _process(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -11,9 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from quixstreams.internal_consumer import InternalConsumer
 
 from processor.local.ports import free_ports, port_in_use
 from processor.progress import wait_until_caught_up
+from processor.runner import run_topology
 from processor.settings import Settings
 from processor.supervisor import EX_CONFIG
 from processor.topology import all_topologies
@@ -124,6 +127,39 @@ def test_endpoints_of_a_running_topology(
         entries = [json.loads(line) for line in text.splitlines() if line.strip()]
         assert {"time", "level", "logger", "message"} <= set(entries[0])
         assert any("operations endpoints on" in entry["message"] for entry in entries)
+
+
+def test_a_stop_asked_for_as_the_run_starts_ends_it_cleanly(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM as Quix's run subscribes (a replica told to leave as it joins), after
+    Quix's signal handler is in place and before it marks its loop running: the
+    topology stops at once and cleanly, instead of running on until another signal."""
+    dynamodb_source(settings, partitions=2)
+    subscribe = InternalConsumer.subscribe
+
+    def subscribe_then_sigterm(consumer: InternalConsumer, *args, **kwargs) -> None:
+        subscribe(consumer, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(InternalConsumer, "subscribe", subscribe_then_sigterm)
+    ran_on: list[bool] = []
+
+    def second_sigterm(*_) -> None:
+        ran_on.append(True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGALRM, second_sigterm)
+    signal.alarm(60)
+    try:
+        topology = all_topologies()["interaction_data"]
+        run_topology(topology, settings.model_copy(update={"ops_port": free_ports(1)[0]}))
+    finally:
+        signal.alarm(0)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert not ran_on, "the first SIGTERM was forgotten: the loop ran on until a second"
 
 
 def consecutive_free_ports(count: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams.exceptions.assignment import PartitionAssignmentError
 
-from processor.runner import TopologyApplication, broker_outage
+from processor.runner import TopologyApplication, broker_outage, closed_mid_assignment
 
 
 def raised_while_closing(cause: BaseException, closing: BaseException) -> BaseException:
@@ -73,3 +73,25 @@ def test_a_stop_requested_by_a_signal_is_told_apart(tmp_path) -> None:
     )
     app.stop()  # what Quix's SIGTERM handler does
     assert app.stop_requested and app.failure is None
+
+
+def test_a_stop_asked_for_before_the_loop_is_kept_as_quix_marks_it_running(tmp_path) -> None:
+    app = TopologyApplication(
+        broker_address="127.0.0.1:1", consumer_group="g", state_dir=tmp_path / "state"
+    )
+    app.stop()  # a SIGTERM while Quix's run opens the consumer
+    app._run_tracker.set_as_running()  # what Quix's run does next, before its loop
+    assert not app._run_tracker.running
+
+
+def test_an_assignment_refused_only_by_the_closing_consumer_ends_a_stop_cleanly() -> None:
+    assignment = PartitionAssignmentError("Error during partition assignment")
+    assignment.__cause__ = KafkaException(KafkaError(KafkaError._DESTROY))
+    assert closed_mid_assignment(assignment)
+
+
+def test_a_failure_under_the_closing_consumers_error_is_not_a_clean_stop() -> None:
+    lost = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION))
+    raised = raised_while_closing(lost, KafkaException(KafkaError(KafkaError._DESTROY)))
+    assert not closed_mid_assignment(raised)
+    assert not closed_mid_assignment(ValueError("not Kafka"))
