@@ -194,10 +194,14 @@ REJOIN_MAX_BACKOFF_S = 30.0
 # The group coordinator no longer knows the member, or knows a later generation of it.
 _MEMBERSHIP_LOST = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION})
 # The broker, or the coordinator or partition leader a call needs, did not answer, or
-# not yet: a broker shutting down gives up its partitions' leadership first.
+# not yet: a broker shutting down gives up its partitions' leadership first. A record
+# it did not acknowledge within `message.timeout.ms` (under exactly-once the
+# transaction timeout, 60 s) fails the checkpoint's flush the same way, as Kafka
+# Streams reinitialises a task whose send timed out.
 _NOT_ANSWERING = frozenset(
     {
         KafkaError._TIMED_OUT,
+        KafkaError._MSG_TIMED_OUT,
         KafkaError._TRANSPORT,
         KafkaError._ALL_BROKERS_DOWN,
         KafkaError.REQUEST_TIMED_OUT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams.exceptions.assignment import PartitionAssignmentError
+from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
 
 from processor.runner import TopologyApplication, broker_outage, closed_mid_assignment
 
@@ -46,6 +47,12 @@ def test_an_outage_is_found_under_a_failed_close() -> None:
     raised = raised_while_closing(lost, KafkaException(KafkaError(KafkaError._DESTROY)))
     found = broker_outage(raised)
     assert found is not None and found.code() == KafkaError.ILLEGAL_GENERATION
+
+
+def test_a_record_the_broker_never_acknowledged_is_an_outage() -> None:
+    undelivered = KafkaProducerDeliveryError(KafkaError(KafkaError._MSG_TIMED_OUT))
+    found = broker_outage(undelivered)  # as the checkpoint's flush raises it
+    assert found is not None and found.code() == KafkaError._MSG_TIMED_OUT
 
 
 def test_other_failures_are_not_mended_by_a_rejoin() -> None:
