@@ -69,6 +69,7 @@ def grants(topology: Topology, settings: Settings) -> list[Grant]:
     """What `topology`'s principal must be allowed, in the order a reader checks it."""
     group = settings.consumer_group(topology.name)
     outputs = [settings.dead_letter_topic_for(topology.name), *topology.outputs(settings)]
+    outputs += filter(None, [settings.table_topic(topology.name)])
     found = [Grant(ResourceType.GROUP, group, (AclOperation.READ,))]
     found += [Grant(ResourceType.TOPIC, topic, READ_TOPIC) for topic in topology.inputs(settings)]
     found += [

@@ -274,6 +274,13 @@ class Pipeline:
             config=TopicManager.derive_topic_config(self._sources),
         )
 
+    def compacted_topic(self, name: str) -> Topic:
+        """A topic of absolute values by key, created compacted when missing: a reader
+        from its start gets the latest value of each key, and no key deleted since."""
+        config = TopicManager.derive_topic_config(self._sources)
+        config.extra_config["cleanup.policy"] = "compact"
+        return self.app.topic(name, key_serializer="bytes", value_serializer="bytes", config=config)
+
     def _dead_letters(self) -> Topic:
         if self._dead_letter_topic is None:
             config = TopicManager.derive_topic_config(self._sources)

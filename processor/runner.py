@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 from quixstreams import Application
+from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.topics import TopicManager
 
@@ -26,6 +27,7 @@ from processor.permissions import PermissionDenied, kafka_errors
 from processor.pipeline import Pipeline
 from processor.settings import Settings
 from processor.sinks.postgres import PostgresTableSink, create_engine
+from processor.table_topic import TableTopic
 from processor.topics import PromptTopicAdmin
 from processor.topology import Topology
 
@@ -234,6 +236,19 @@ def closed_mid_assignment(exception: BaseException) -> bool:
     return codes == {KafkaError._DESTROY}
 
 
+def table_topics(
+    topology: Topology, pipeline: Pipeline, table_changes: StreamingDataFrame
+) -> list[TableTopic]:
+    """The topology's table topic (`TABLE_TOPICS`), created compacted when missing and
+    written by the producer of the checkpoints."""
+    name = pipeline.settings.table_topic(topology.name)
+    if name is None:
+        return []
+    pipeline.compacted_topic(name)
+    producer = table_changes.processing_context.producer
+    return [TableTopic(name, topology.table, pipeline.registry, producer)]
+
+
 def _process(
     topology: Topology, settings: Settings, app: TopologyApplication, topics: TopicManager
 ) -> None:
@@ -241,10 +256,14 @@ def _process(
     registry.check()
     pipeline = Pipeline(app, settings, topology.name, registry)
     engine = create_engine(settings.sqlalchemy_url, settings.postgres_schema)
-    sink = PostgresTableSink(
-        engine, topology.table, settings.postgres_schema, Backoff(settings.sink_retry_max_backoff_s)
-    )
     table_changes = topology.build(pipeline)
+    sink = PostgresTableSink(
+        engine,
+        topology.table,
+        settings.postgres_schema,
+        Backoff(settings.sink_retry_max_backoff_s),
+        also=[topic.publish for topic in table_topics(topology, pipeline, table_changes)],
+    )
     check_permissions(settings, topology, topics)
     table_changes.sink(sink)
     pace_checkpoints(table_changes.processing_context, settings.backlog_commit_interval_s)

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # the broker's, and one would move a watermark into the future (docs/guarantees.md).
     event_time_max_ahead_s: float = Field(3000.0, gt=0)
 
+    # Tables also published to compacted Kafka topics, as the replaced Flink tables were:
+    # `all`, or topology names separated by commas, each with an optional `=topic`
+    # (default: the table's name). Empty: none (docs/configuration.md).
+    table_topics: str = ""
+
     # How long a topology waits at start-up for an input topic to be created (by its
     # connector, or by interaction_data) before it stops, naming the variable.
     input_topic_wait_s: float = Field(300.0, gt=0)
@@ -110,6 +115,12 @@ class Settings(BaseSettings):
             raise ValueError("must contain '{topology}' so each topology has its own topic")
         return template
 
+    @field_validator("table_topics")
+    @classmethod
+    def _table_topics_known(cls, value: str) -> str:
+        table_topic_names(value)
+        return value
+
     @model_validator(mode="after")
     def _sasl_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
@@ -120,6 +131,10 @@ class Settings(BaseSettings):
                 f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
             )
         return self
+
+    def table_topic(self, topology: str) -> str | None:
+        """The topic a topology's table is published to (`TABLE_TOPICS`), if any."""
+        return table_topic_names(self.table_topics).get(topology)
 
     def pg_topic(self, table: str) -> str:
         """Topic of one captured PostgreSQL table, as the CDC connector names it."""
@@ -186,6 +201,35 @@ class Settings(BaseSettings):
         """`POSTGRES_URL` with the psycopg 3 driver named, as SQLAlchemy wants it."""
         scheme, rest = self.postgres_url.split("://", 1)
         return f"postgresql+psycopg://{rest}" if "+" not in scheme else self.postgres_url
+
+
+def table_topic_names(spec: str) -> dict[str, str]:
+    """The table topics that a `TABLE_TOPICS` value asks for, by topology; a
+    `ValueError` names what is wrong in it."""
+    from processor.topology import all_topologies  # the topologies import these settings
+
+    topologies = all_topologies()
+    allowed = [name for name, topology in topologies.items() if topology.table_topic]
+    entries = [entry.strip() for entry in spec.split(",") if entry.strip()]
+    if entries == ["all"]:
+        return {name: topologies[name].table.name for name in allowed}
+    names: dict[str, str] = {}
+    for entry in entries:
+        name, _, topic = (part.strip() for part in entry.partition("="))
+        if name not in allowed:
+            raise ValueError(
+                f"{name!r} is not a topology whose table can be published; choose from"
+                f" {', '.join(allowed)}, or 'all'"
+                + (
+                    " (interaction_data's rows are on INTERACTIONS_TOPIC)"
+                    if name in topologies
+                    else ""
+                )
+            )
+        if "=" in entry and not topic:
+            raise ValueError(f"{entry!r} names no topic after '='")
+        names[name] = topic or topologies[name].table.name
+    return names
 
 
 def load_settings() -> Settings:

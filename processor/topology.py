@@ -29,7 +29,9 @@ class Topology:
 
     The topics it touches are named without building it, for progress checks and for
     its ACLs (`processor.acl`): `inputs` it reads; `outputs` it writes besides its
-    dead-letter topic and its own internal topics; `described` it only looks at.
+    dead-letter topic, its table topic and its own internal topics; `described` it only
+    looks at. `table_topic` is False for a table whose rows already are a topic, which
+    `TABLE_TOPICS` cannot add again.
     """
 
     name: str
@@ -38,6 +40,7 @@ class Topology:
     build: Callable[[Pipeline], StreamingDataFrame]
     outputs: Callable[[Settings], tuple[str, ...]] = _none
     described: Callable[[Settings], tuple[str, ...]] = _none
+    table_topic: bool = True
 
 
 def all_topologies() -> dict[str, Topology]:

@@ -119,4 +119,5 @@ TOPOLOGY = Topology(
     inputs=lambda settings: (settings.dynamodb_topic,),
     build=build,
     outputs=lambda settings: (settings.interactions_topic,),
+    table_topic=False,  # its rows are published to INTERACTIONS_TOPIC, for the analytics
 )

@@ -18,6 +18,9 @@ it refuses stand alone; the others are written, and each refused row is kept out
 table, logged with its key and counted in `pstreams_rows_refused`, so one row that can
 never be written does not stop the table. A statement cancelled by a timeout is split
 too, but never refused: a row that times out alone is an outage and is retried.
+
+What a flush wrote, refused rows left out, is then handed to the table's other outputs
+(`also`: its Kafka topic, `processor.table_topic`) in the same checkpoint.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 import operator
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -175,6 +178,11 @@ def _values_of(table: sa.Table) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     return pick if len(names) > 1 else lambda row: (pick(row),)
 
 
+Values = tuple[Any, ...]
+Changes = Mapping[Values, Values | None]
+"""Rows by key, as tuples of column values in the table's order; None: deleted."""
+
+
 class PostgresTableSink(BaseSink):
     """Upserts and deletes the rows of one table, one transaction per checkpoint."""
 
@@ -185,8 +193,11 @@ class PostgresTableSink(BaseSink):
         schema: str,
         backoff: Backoff,
         flush_timeout_s: float = FLUSH_TIMEOUT_S,
+        also: Sequence[Callable[[Changes], None]] = (),
     ) -> None:
         super().__init__()
+        self._also = also
+        self._refused: set[Values] = set()
         self._engine = engine
         self._flush_timeout_s = flush_timeout_s
         self._deadline = 0.0
@@ -195,7 +206,7 @@ class PostgresTableSink(BaseSink):
         self._backoff = backoff
         # Rows wait as tuples of column values, in the table's order: a checkpoint while
         # a backlog is worked off can hold a million of them.
-        self._pending: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
+        self._pending: dict[Values, Values | None] = {}
         self._values = _values_of(table)
         self._table_ready = False
         key = row_key(table)
@@ -263,6 +274,7 @@ class PostgresTableSink(BaseSink):
             return
         pending, self._pending = self._pending, {}
         self._deadline = time.monotonic() + self._flush_timeout_s
+        self._refused = set()
         try:
             with measured_flush(self._table.name, len(pending)):
                 self._write_writable(pending)
@@ -277,12 +289,17 @@ class PostgresTableSink(BaseSink):
             )
             raise SinkBackpressureError(retry_after=delay) from error
         self._backoff.reset()
+        if self._also:
+            refused = self._refused
+            written = {k: v for k, v in pending.items() if k not in refused} if refused else pending
+            for output in self._also:
+                output(written)
 
     def on_paused(self) -> None:
         """The checkpoint is being replayed from its first offset: forget what it added."""
         self._pending.clear()
 
-    def _write_writable(self, pending: dict[tuple[Any, ...], tuple[Any, ...] | None]) -> None:
+    def _write_writable(self, pending: dict[Values, Values | None]) -> None:
         """Writes `pending`, or, when PostgreSQL refuses some rows, all the others
         (halving; the common case copies nothing: a backlog's flush holds a million)."""
         try:
@@ -299,7 +316,8 @@ class PostgresTableSink(BaseSink):
             self._write_writable(dict(changes[:middle]))
             self._write_writable(dict(changes[middle:]))
 
-    def _refuse(self, key: tuple[Any, ...], error: BaseException) -> None:
+    def _refuse(self, key: Values, error: BaseException) -> None:
+        self._refused.add(key)
         state = sqlstate(error) or "unknown"
         ROWS_REFUSED.labels(self._table.name, state).inc()
         reason = str(getattr(error, "orig", error)).splitlines()[0]
@@ -312,7 +330,7 @@ class PostgresTableSink(BaseSink):
             reason,
         )
 
-    def _write(self, pending: dict[tuple[Any, ...], tuple[Any, ...] | None]) -> None:
+    def _write(self, pending: dict[Values, Values | None]) -> None:
         self._ensure_table()
         deleted = [key for key, row in pending.items() if row is None]
         upserted = [row for row in pending.values() if row is not None]

@@ -76,9 +76,13 @@ def test_null_key_columns_are_upserted_and_deleted_as_equal(settings: Settings) 
 def test_rows_postgres_refuses_are_kept_out_and_the_rest_written(settings: Settings) -> None:
     """An index row too large (psycopg raises it as an OperationalError, like an outage),
     a NUL in text and a count beyond BIGINT: the flush writes every other row, keeps these
-    out and counts them, instead of retrying forever."""
+    out and counts them, instead of retrying forever. The table's other outputs get
+    what was written, the refused rows left out."""
     engine = create_engine(settings.sqlalchemy_url, settings.postgres_schema)
-    sink = PostgresTableSink(engine, TABLE, settings.postgres_schema, Backoff(1.0))
+    handed_on: list[dict] = []
+    sink = PostgresTableSink(
+        engine, TABLE, settings.postgres_schema, Backoff(1.0), also=[handed_on.append]
+    )
     sink.setup()
     refused_before = _refused()
     good = [change(f"u{n}", "i", n) for n in range(1, 200)]
@@ -88,6 +92,8 @@ def test_rows_postgres_refuses_are_kept_out_and_the_rest_written(settings: Setti
     write(sink, *good[:100], bad[0], *good[100:150], bad[1], bad[2], *good[150:])
     assert contents(engine) == {(f"u{n}", "i", n) for n in range(1, 200)}
     assert _refused() - refused_before == 3
+    (written,) = handed_on
+    assert {(user, item, row[3]) for (user, item, _), row in written.items()} == contents(engine)
     engine.dispose()
 
 

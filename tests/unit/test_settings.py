@@ -47,6 +47,9 @@ def test_confluent_cloud_credentials_reach_librdkafka_and_the_registry(
         ("DEAD_LETTER_TOPIC", "one-topic-for-all"),
         ("COMMIT_INTERVAL_S", "0"),
         ("POSTGRES_SCHEMA", "bad schema"),
+        ("TABLE_TOPICS", "no_such_table"),
+        ("TABLE_TOPICS", "interaction_data"),
+        ("TABLE_TOPICS", "co_purchase_counts="),
     ],
 )
 def test_an_invalid_variable_stops_start_up_naming_it(
@@ -65,3 +68,14 @@ def test_sasl_without_credentials_names_the_missing_variables(
     with pytest.raises(SystemExit) as stopped:
         load_settings()
     assert "KAFKA_SASL_USERNAME" in str(stopped.value)
+
+
+def test_table_topics_name_each_table_or_all() -> None:
+    assert Settings().table_topic("co_purchase_counts") is None
+    chosen = Settings(table_topics="co_purchase_counts, user_purchase_totals=flink.totals")
+    assert chosen.table_topic("co_purchase_counts") == "co_purchase_counts"
+    assert chosen.table_topic("user_purchase_totals") == "flink.totals"
+    assert chosen.table_topic("item_shared_by_user_pair") is None
+    everything = Settings(table_topics="all")
+    assert everything.table_topic("purchase_windowed_counts") == "purchase_windowed_counts"
+    assert everything.table_topic("interaction_data") is None  # it is INTERACTIONS_TOPIC
