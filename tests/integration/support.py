@@ -146,6 +146,54 @@ def assert_interactions_published_once(settings: Settings) -> None:
     assert set(published) == table_interactions(settings)
 
 
+def topic_as_table(settings: Settings, topic: str) -> tuple[set[tuple[Any, ...]], int]:
+    """The rows a read_committed reader of the whole topic ends with (the last value of
+    each key, none for a key whose last record is a tombstone), and the tombstones read."""
+    registry = SchemaRegistry(settings)
+    latest: dict[bytes, dict[str, Any] | None] = {}
+    tombstones = 0
+    for message in read_topic(settings, topic):
+        registry.decode(message.key())  # every key is a registered Avro record
+        if message.value() is None:
+            tombstones += 1
+            latest[message.key()] = None
+        else:
+            latest[message.key()] = registry.decode(message.value())[0]
+    rows = {tuple(row.values()) for row in latest.values() if row is not None}
+    return rows, tombstones
+
+
+def table_rows(settings: Settings, table: sa.Table) -> set[tuple[Any, ...]]:
+    engine = sa.create_engine(
+        settings.sqlalchemy_url,
+        execution_options={"schema_translate_map": {None: settings.postgres_schema}},
+    )
+    try:
+        with engine.connect() as connection:
+            return {tuple(row) for row in connection.execute(sa.select(table))}
+    finally:
+        engine.dispose()
+
+
+def table_topic_names(settings: Settings) -> dict[str, str]:
+    """A table topic of the test's own for each analytics table, by topology."""
+    topologies = [name for name, topology in all_topologies().items() if topology.table_topic]
+    return {name: f"{settings.pg_topic_prefix}-{name}" for name in topologies}
+
+
+def assert_table_topics_equal_tables(settings: Settings, topics: dict[str, str]) -> int:
+    """Each topology's table topic, folded as compaction folds it, equals its table;
+    returns the tombstones read."""
+    tombstones = 0
+    for name, topic in topics.items():
+        rows, deleted = topic_as_table(settings, topic)
+        expected = table_rows(settings, all_topologies()[name].table)
+        assert expected, f"{name} is empty: nothing to compare"
+        assert rows == expected, f"{name}: topic {topic} differs from the table"
+        tombstones += deleted
+    return tombstones
+
+
 def reference_tables(dataset: Path, tables: list[str]) -> dict[str, Any]:
     """The reference model's `tables` (tests/reference/model.py) for `dataset`."""
     expected = derived_tables(SourceState.from_directory(dataset))

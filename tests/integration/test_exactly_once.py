@@ -27,8 +27,10 @@ from processor.settings import Settings
 from processor.topology import all_topologies
 from tests.integration.support import (
     assert_interactions_published_once,
+    assert_table_topics_equal_tables,
     differences,
     expected_tables,
+    table_topic_names,
 )
 
 pytestmark = pytest.mark.integration
@@ -50,12 +52,15 @@ class TransactionWatch:
 
     def output_partitions(self, topology: str) -> list[TopicPartition]:
         """The partitions a topology writes in its transactions: its changelog and
-        internal topics (named after its consumer group), and interaction_data's topic."""
+        internal topics (named after its consumer group), and interaction_data's topic
+        or the analytics' table topics."""
         group = self._settings.consumer_group(topology)
         topics = self._admin.list_topics(timeout=10).topics
         names = [name for name in topics if f"__{group}--" in name]
         if topology == "interaction_data":
             names.append(self._settings.interactions_topic)
+        else:
+            names.append(table_topic_names(self._settings)[topology])
         return [
             TopicPartition(name, p)
             for name in names
@@ -145,7 +150,11 @@ def test_kills_inside_transactions_leave_no_duplicate_and_no_gap(
     processes: dict[str, Popen] = {}
     watch = TransactionWatch(settings)
     kills = {}
-    env = stack_env | {"COMMIT_INTERVAL_S": COMMIT_INTERVAL_S}
+    table_topics = table_topic_names(settings)
+    env = stack_env | {
+        "COMMIT_INTERVAL_S": COMMIT_INTERVAL_S,
+        "TABLE_TOPICS": ",".join(f"{name}={topic}" for name, topic in table_topics.items()),
+    }
     for name in names:
         processes[name] = pstreams("run", name, env=env)
         for kills[name] in range(1, KILL_ATTEMPTS + 1):
@@ -169,3 +178,5 @@ def test_kills_inside_transactions_leave_no_duplicate_and_no_gap(
     # Each interaction of the table is on the interactions topic exactly once for a
     # read_committed reader, though the killed transactions' records are in its log.
     assert_interactions_published_once(settings)
+    # And each table topic, read_committed, equals its table.
+    assert_table_topics_equal_tables(settings, table_topics)
