@@ -212,7 +212,7 @@ def table_topic_names(spec: str) -> dict[str, str]:
     allowed = [name for name, topology in topologies.items() if topology.table_topic]
     entries = [entry.strip() for entry in spec.split(",") if entry.strip()]
     if entries == ["all"]:
-        return {name: topologies[name].table.name for name in allowed}
+        return {name: str(topologies[name].table.name) for name in allowed}
     names: dict[str, str] = {}
     for entry in entries:
         name, _, topic = (part.strip() for part in entry.partition("="))
@@ -228,7 +228,7 @@ def table_topic_names(spec: str) -> dict[str, str]:
             )
         if "=" in entry and not topic:
             raise ValueError(f"{entry!r} names no topic after '='")
-        names[name] = topic or topologies[name].table.name
+        names[name] = topic or str(topologies[name].table.name)  # not quoted_name
     return names
 
 

@@ -74,6 +74,9 @@ def test_table_topics_name_each_table_or_all() -> None:
     assert Settings().table_topic("co_purchase_counts") is None
     chosen = Settings(table_topics="co_purchase_counts, user_purchase_totals=flink.totals")
     assert chosen.table_topic("co_purchase_counts") == "co_purchase_counts"
+    # A plain str: librdkafka's admin client refuses SQLAlchemy's quoted_name.
+    assert type(chosen.table_topic("co_purchase_counts")) is str
+    assert type(Settings(table_topics="all").table_topic("co_purchase_counts")) is str
     assert chosen.table_topic("user_purchase_totals") == "flink.totals"
     assert chosen.table_topic("item_shared_by_user_pair") is None
     everything = Settings(table_topics="all")
