@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 
 from confluent_kafka import KafkaError, KafkaException
+from quixstreams.kafka.exceptions import KafkaBrokerUnavailableError
 from quixstreams.models.topics.exceptions import TopicPermissionError
 
 from processor.errors import ConfigurationError
@@ -36,11 +37,17 @@ def topic_denied(topic: str, operations: str) -> PermissionDenied:
 
 def kafka_errors(exception: BaseException) -> Iterator[KafkaError]:
     """The `KafkaError`s in the exception's chain, outermost first (Quix wraps
-    librdkafka's, and an error while closing can wrap the one that stopped the run)."""
+    librdkafka's, and an error while closing can wrap the one that stopped the run).
+
+    Quix's own `KafkaBrokerUnavailableError` (librdkafka's clients found no broker for
+    `broker_availability_timeout`, 120 s) carries none, and counts as `_ALL_BROKERS_DOWN`.
+    """
     seen: BaseException | None = exception
     while seen is not None:
         if isinstance(seen, KafkaException) and isinstance(seen.args[0], KafkaError):
             yield seen.args[0]
+        elif isinstance(seen, KafkaBrokerUnavailableError):
+            yield KafkaError(KafkaError._ALL_BROKERS_DOWN, str(seen))
         elif isinstance(error := getattr(seen, "error", None), KafkaError):
             yield error
         seen = seen.__cause__ or seen.__context__

@@ -26,12 +26,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A failing test's report ends with the last lines of each `pstreams` process it ran,
     so that a failure on CI shows what the processes said, not only the assertion."""
     report = yield
-    tmp_path = getattr(item, "funcargs", {}).get("tmp_path")
+    arguments = getattr(item, "funcargs", {})
+    tmp_path = arguments.get("tmp_path")
     if report.failed and tmp_path is not None:
         for log in sorted(Path(tmp_path).glob("pstreams-*.log")):
             lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             report.sections.append((f"{log.name}, last {len(lines)} lines", "\n".join(lines)))
+    if report.failed and "local_stack" in arguments:
+        lines = broker_notices(arguments["local_stack"].root / "logs" / "broker.log")
+        report.sections.append((f"broker.log, last {len(lines)} notices", "\n".join(lines)))
     return report
+
+
+def broker_notices(log: Path) -> list[str]:
+    """The broker's last warnings, errors and transaction and group coordinator lines:
+    what it did with the transactions and offsets a stalled topology waits on."""
+    if not log.exists():
+        return []
+    lines = log.read_text(errors="replace").splitlines()[-20_000:]
+    wanted = (" WARN ", " ERROR ", "Transaction", "GroupCoordinator", "txn")
+    return [line for line in lines if any(word in line for word in wanted)][-LOG_TAIL_LINES:]
 
 
 @pytest.fixture

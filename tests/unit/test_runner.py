@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams.exceptions.assignment import PartitionAssignmentError
-from quixstreams.kafka.exceptions import KafkaProducerDeliveryError
+from quixstreams.kafka.exceptions import KafkaBrokerUnavailableError, KafkaProducerDeliveryError
 
 from processor.runner import TopologyApplication, broker_outage, closed_mid_assignment
 
@@ -53,6 +53,15 @@ def test_a_record_the_broker_never_acknowledged_is_an_outage() -> None:
     undelivered = KafkaProducerDeliveryError(KafkaError(KafkaError._MSG_TIMED_OUT))
     found = broker_outage(undelivered)  # as the checkpoint's flush raises it
     assert found is not None and found.code() == KafkaError._MSG_TIMED_OUT
+
+
+def test_brokers_unavailable_past_quixs_timeout_are_an_outage() -> None:
+    # A consumer that never reconnected after the broker came back (librdkafka kept
+    # probing a dead connection) ends Quix's loop this way; fresh clients mend it.
+    unavailable = KafkaBrokerUnavailableError("All Kafka brokers have been unavailable for 120s")
+    found = broker_outage(unavailable)
+    assert found is not None and found.code() == KafkaError._ALL_BROKERS_DOWN
+    assert "120s" in found.str()
 
 
 def test_other_failures_are_not_mended_by_a_rejoin() -> None:
