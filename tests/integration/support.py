@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -273,6 +274,25 @@ def supervised_child(supervisor: int, topology: str, timeout: float = 60.0) -> i
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.1)
+
+
+def child_stacks(supervisor_log: Path) -> str:
+    """Where each running child of `pstreams run --all` is, as py-spy dumps it: for a
+    failure report when a topology stopped making progress without exiting."""
+    pids: dict[str, int] = {}
+    for line in supervisor_log.read_text(errors="replace").splitlines():
+        if match := re.search(r"topology (\w+)(?::| restarted:) pid (\d+)", line):
+            pids[match[1]] = int(match[2])
+    dumps = []
+    for name, pid in pids.items():
+        dumped = subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(pid)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        dumps.append(f"--- {name} (pid {pid})\n{dumped.stdout}{dumped.stderr}")
+    return "\n".join(dumps)
 
 
 def child_failures(supervisor_log: Path) -> list[str]:

@@ -24,6 +24,7 @@ from processor.topology import all_topologies
 from tests.integration.support import (
     assert_interactions_published_once,
     child_failures,
+    child_stacks,
     differences,
     expected_tables,
 )
@@ -97,7 +98,10 @@ def test_a_broker_stopped_for_30_s_mid_run_loses_and_doubles_nothing(
         up(local_stack.root)
 
     waited = pstreams("wait", "--timeout", "300").wait()
-    assert waited == 0, f"unanswered committed offsets: {committed_offsets_unanswered(settings)}"
+    assert waited == 0, (
+        f"unanswered committed offsets: {committed_offsets_unanswered(settings)}\n"
+        f"{child_stacks(tmp_path / 'pstreams-1.log')}"
+    )
     assert supervisor.poll() is None, "the supervisor must outlast a broker outage"
     # Each topology rejoins by itself: none exits for its supervisor to restart it.
     assert child_failures(tmp_path / "pstreams-1.log") == []
