@@ -20,6 +20,7 @@ from quixstreams.models.topics import TopicManager
 from processor.acl import grants, lacking, transactions_refused
 from processor.avro import SchemaRegistry
 from processor.backoff import Backoff
+from processor.membership import MembershipWatch
 from processor.metrics import REJOINS, STATISTICS_INTERVAL_MS, KafkaStatistics
 from processor.operations import OperationsServer, Probes, postgres_check
 from processor.pacing import pace_checkpoints
@@ -106,7 +107,7 @@ def build_application(
         consumer_extra_config={"session.timeout.ms": settings.kafka_session_timeout_ms}
         | {"fetch.wait.max.ms": FETCH_WAIT_MAX_MS}
         | reporting
-        | {"stats_cb": statistics.on_consumer},
+        | {"stats_cb": MembershipWatch(statistics).on_consumer},
         producer_extra_config=settings.kafka_producer_config
         | {"transactional.id": settings.transactional_id(topology)}
         | reporting
