@@ -218,6 +218,8 @@ _NOT_ANSWERING = frozenset(
     }
 )
 _OUTAGE = _MEMBERSHIP_LOST | _NOT_ANSWERING
+# What a consumer's calls raise once its close has begun.
+_CLOSING_CONSUMER = frozenset({KafkaError._DESTROY, KafkaError._TIMED_OUT})
 
 
 def broker_outage(exception: BaseException) -> KafkaError | None:
@@ -232,9 +234,11 @@ def broker_outage(exception: BaseException) -> KafkaError | None:
 def closed_mid_assignment(exception: BaseException) -> bool:
     """Whether the run ended only because the consumer, closing on a stop, was handed
     partitions by a rebalance still under way (a replica leaving as it joins): Quix's
-    assignment then finds the handle destroyed, an error of the close, not of the run."""
+    assignment then finds the handle destroyed, or its look-up of the committed offsets
+    goes unanswered by the closing consumer (30 s), an error of the close, not of the
+    run."""
     codes = {error.code() for error in kafka_errors(exception)}
-    return codes == {KafkaError._DESTROY}
+    return bool(codes) and codes <= _CLOSING_CONSUMER
 
 
 def table_topics(

@@ -106,6 +106,16 @@ def test_an_assignment_refused_only_by_the_closing_consumer_ends_a_stop_cleanly(
     assert closed_mid_assignment(assignment)
 
 
+def test_committed_offsets_unanswered_by_the_closing_consumer_end_a_stop_cleanly() -> None:
+    # Seen in CI: SIGTERM as the run subscribed, and the first assignment arrived in
+    # the consumer's close, where Quix's look-up of the committed offsets timed out.
+    assignment = PartitionAssignmentError("Error during partition assignment")
+    assignment.__cause__ = KafkaException(
+        KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets: Local: Timed out")
+    )
+    assert closed_mid_assignment(assignment)
+
+
 def test_a_failure_under_the_closing_consumers_error_is_not_a_clean_stop() -> None:
     lost = KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION))
     raised = raised_while_closing(lost, KafkaException(KafkaError(KafkaError._DESTROY)))
