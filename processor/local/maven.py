@@ -30,6 +30,10 @@ KAFKA_VERSION = "4.3.2"
 # Kafka's own log4j: its broker POM names log4j-core and log4j-api at this version.
 LOG4J_VERSION = "2.25.5"
 DEBEZIUM_VERSION = "3.6.1.Final"
+# Debezium's JDBC sink connector has no 3.6.1.Final on Maven Central; 3.6.0.Final is the
+# newest there. It reads the table topics into PostgreSQL as the replaced pipeline's
+# sink connector did (docs/outputs.md).
+DEBEZIUM_JDBC_VERSION = "3.6.0.Final"
 # The newest Apicurio Registry on Maven Central that runs on Java 17 (3.2 and later need
 # Java 21); its Confluent-compatible API is what the topologies talk to.
 APICURIO_REGISTRY_VERSION = "3.0.9"
@@ -120,6 +124,10 @@ CONNECT = JarSet(
 DEBEZIUM_POSTGRES = Archive(
     "debezium-connector-postgres",
     f"io.debezium:debezium-connector-postgres:{DEBEZIUM_VERSION}:plugin",
+)
+DEBEZIUM_JDBC = Archive(
+    "debezium-connector-jdbc",
+    f"io.debezium:debezium-connector-jdbc:{DEBEZIUM_JDBC_VERSION}:plugin",
 )
 APICURIO_CONVERTER = JarSet(
     "apicurio-converter",

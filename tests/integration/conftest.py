@@ -33,14 +33,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             report.sections.append((f"{log.name}, last {len(lines)} lines", "\n".join(lines)))
     if report.failed and "local_stack" in arguments:
-        lines = broker_notices(arguments["local_stack"].root / "logs" / "broker.log")
-        report.sections.append((f"broker.log, last {len(lines)} notices", "\n".join(lines)))
+        for server in ("broker", "connect"):
+            lines = server_notices(arguments["local_stack"].root / "logs" / f"{server}.log")
+            report.sections.append((f"{server}.log, last {len(lines)} notices", "\n".join(lines)))
     return report
 
 
-def broker_notices(log: Path) -> list[str]:
-    """The broker's last warnings, errors and transaction and group coordinator lines:
-    what it did with the transactions and offsets a stalled topology waits on."""
+def server_notices(log: Path) -> list[str]:
+    """A server's last warnings, errors and transaction and group coordinator lines: what
+    the broker did with the transactions and offsets a stalled topology waits on, or why
+    a connector failed."""
     if not log.exists():
         return []
     lines = log.read_text(errors="replace").splitlines()[-20_000:]

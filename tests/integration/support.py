@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator
+from processor.jdbc_sink import JdbcSink
 from processor.settings import Settings
 from processor.topics import create_topics
 from processor.topology import all_topologies
@@ -174,6 +175,36 @@ def table_rows(settings: Settings, table: sa.Table) -> set[tuple[Any, ...]]:
             return {tuple(row) for row in connection.execute(sa.select(table))}
     finally:
         engine.dispose()
+
+
+def assert_jdbc_copies_equal_tables(settings: Settings, topics: dict[str, str]) -> None:
+    """Debezium's JDBC sink connector, on the stack's Kafka Connect, copies the table
+    topics (by topology) into a schema of its own, and each copy equals its table
+    within `JDBC_COPY_WAIT_S` (the connector reads on its own time)."""
+    schema = f"{settings.postgres_schema}_jdbc_copy"
+    copy = settings.model_copy(update={"postgres_schema": schema})
+    sink = JdbcSink(settings, topics, schema)
+    try:
+        sink.start()
+        deadline = time.monotonic() + JDBC_COPY_WAIT_S
+        while True:
+            differing = []
+            for name in topics:
+                table = all_topologies()[name].table
+                copied, ours = table_rows(copy, table), table_rows(settings, table)
+                if copied != ours:
+                    differing.append(f"{name}: {len(copied)} rows copied, {len(ours)} ours")
+            if not differing or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        assert differing == [], f"the JDBC sink's copies differ: {differing}"
+        assert sink.running(), "the connector's task stopped"
+    finally:
+        sink.remove()
+        sink.close()
+
+
+JDBC_COPY_WAIT_S = 180.0
 
 
 def table_topic_names(settings: Settings) -> dict[str, str]:

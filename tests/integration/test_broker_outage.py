@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from processor.local.stack import LocalStack, status, up
@@ -59,9 +59,12 @@ def committed_offsets_unanswered(settings: Settings) -> dict[str, str]:
     for name in NAMES:
         group = [ConsumerGroupTopicPartitions(settings.consumer_group(name))]
         try:
-            admin.list_consumer_group_offsets(group, require_stable=True, request_timeout=15)[
-                group[0].group_id
-            ].result()
+            stable = admin.list_consumer_group_offsets(
+                group, require_stable=True, request_timeout=15
+            )[group[0].group_id].result()
+            refused = [tp for tp in stable.topic_partitions if tp.error is not None]
+            if refused:  # UNSTABLE_OFFSET_COMMIT comes per partition, not as an exception
+                raise KafkaException(refused[0].error)
         except Exception as stable_error:
             try:
                 future = admin.list_consumer_group_offsets(group, request_timeout=15)

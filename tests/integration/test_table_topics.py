@@ -1,6 +1,7 @@
 """The derived tables published to compacted Kafka topics (`TABLE_TOPICS`): read as a
 consumer of the replaced Flink tables reads them, each topic equals its PostgreSQL
-table, deletes included."""
+table, deletes included, and so does the copy that Debezium's JDBC sink connector makes
+of them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from processor.settings import Settings
-from tests.integration.support import assert_table_topics_equal_tables, table_topic_names
+from tests.integration.support import (
+    assert_jdbc_copies_equal_tables,
+    assert_table_topics_equal_tables,
+    table_topic_names,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +46,7 @@ def test_each_table_topic_equals_its_table(
     assert cleanup_policies(settings, list(topics.values())) == {"compact"}
     tombstones = assert_table_topics_equal_tables(settings, topics)
     assert tombstones, "no row left a table: deletes were not exercised"
+
+    # A consumer no one here wrote: Debezium's JDBC sink connector, on Kafka Connect,
+    # copies the topics into a schema of its own; each copy equals its table.
+    assert_jdbc_copies_equal_tables(settings, topics)
