@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
@@ -95,8 +94,8 @@ class ConnectorClient:
                 )
             time.sleep(0.2)
 
-    def retrying(self, request: Callable[[], httpx.Response], missing_ok: bool = False) -> Any:
-        """`request`'s reply, asked again while the worker answers 409 (busy)."""
+    def retrying(self, request: Callable[[], httpx.Response], missing_ok: bool = False) -> None:
+        """Send `request`, again while the worker answers 409 (busy); an error raises."""
         backoff = Backoff(maximum=5.0)
         deadline = time.monotonic() + self.timeout_s
         while True:
@@ -106,7 +105,7 @@ class ConnectorClient:
                 message = f"Kafka Connect at {self._connect_url}: {error}"
                 raise ConnectorError(message) from error
             if reply.status_code == 404 and missing_ok:
-                return reply
+                return
             if reply.status_code != 409 or time.monotonic() > deadline:
                 break
             time.sleep(backoff.next_delay())
@@ -114,4 +113,3 @@ class ConnectorClient:
             raise ConnectorError(
                 f"Kafka Connect answered {reply.status_code} for {self.name}: {reply.text}"
             )
-        return reply

@@ -11,10 +11,12 @@ the table topics").
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import sqlalchemy as sa
 
-from processor.connect_api import ConnectorClient, avro_converters
+from processor.connect_api import ConnectorClient, ConnectorError, avro_converters
 from processor.settings import Settings
 from processor.topology import all_topologies
 
@@ -131,6 +133,16 @@ class JdbcSink:
 
     def running(self) -> bool:
         return self._connector.running()
+
+    def await_copies_equal(self, timeout_s: float) -> None:
+        """Wait until every copy equals its table (the connector reads on its own time);
+        a failed task, or copies still differing after `timeout_s`, raise."""
+        deadline = time.monotonic() + timeout_s
+        while differing := copies_differing(self._settings, list(self._topics), self._schema):
+            if time.monotonic() > deadline:
+                raise ConnectorError("the JDBC sink's copies differ: " + "; ".join(differing))
+            self.running()  # a failed task raises with its trace
+            time.sleep(0.5)
 
     def remove(self) -> None:
         self._connector.delete()

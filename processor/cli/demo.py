@@ -208,7 +208,7 @@ def _copy_with_jdbc_sink(console: Console, settings: Settings) -> None:
     """The table topics copied into `<schema>_jdbc_copy` by Debezium's JDBC sink
     connector, compared with the tables once the copy has caught up."""
     from processor.connect_api import ConnectorError
-    from processor.jdbc_sink import JdbcSink, copies_differing
+    from processor.jdbc_sink import JdbcSink
 
     topics = {name: settings.table_topic(name) for name in all_topologies()}
     topics = {name: topic for name, topic in topics.items() if topic is not None}
@@ -218,11 +218,7 @@ def _copy_with_jdbc_sink(console: Console, settings: Settings) -> None:
     try:
         with console.status(f"Debezium's JDBC sink connector copying {len(topics)} table topics"):
             sink.start()
-            while differing := copies_differing(settings, list(topics), schema):
-                if time.perf_counter() - began > PROCESSING_TIMEOUT_S:
-                    raise DemoFailed("the JDBC sink's copies differ: " + "; ".join(differing))
-                sink.running()  # a failed task raises with its trace
-                time.sleep(0.5)
+            sink.await_copies_equal(PROCESSING_TIMEOUT_S)
     except ConnectorError as error:
         raise DemoFailed(str(error)) from error
     finally:

@@ -32,7 +32,7 @@ LOG4J_VERSION = "2.25.5"
 DEBEZIUM_VERSION = "3.6.1.Final"
 # Debezium's JDBC sink connector has no 3.6.1.Final on Maven Central; 3.6.0.Final is the
 # newest there. It reads the table topics into PostgreSQL as the replaced pipeline's
-# sink connector did (docs/outputs.md).
+# sink connector did (docs/deployment.md).
 DEBEZIUM_JDBC_VERSION = "3.6.0.Final"
 # The newest Apicurio Registry on Maven Central that runs on Java 17 (3.2 and later need
 # Java 21); its Confluent-compatible API is what the topologies talk to.
