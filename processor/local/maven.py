@@ -112,6 +112,16 @@ class Archive:
 
 
 KAFKA = JarSet("kafka", (f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}", *_LOG4J_BINDING))
+# Kafka's command-line tools (DumpLogSegments, TransactionsCommand): a failed integration
+# test reads the broker's transaction and offsets logs with them (docs/testing.md).
+KAFKA_TOOLS = JarSet(
+    "kafka-tools",
+    (
+        f"org.apache.kafka:kafka-tools:{KAFKA_VERSION}",
+        f"org.apache.kafka:kafka_2.13:{KAFKA_VERSION}",
+        *_LOG4J_BINDING,
+    ),
+)
 CONNECT = JarSet(
     "kafka-connect",
     (

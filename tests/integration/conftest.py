@@ -17,6 +17,7 @@ import pytest
 from processor.settings import Settings
 from tests.conftest import private_directory
 from tests.integration.faults import SinkDatabase
+from tests.integration.transaction_logs import transaction_evidence
 
 LOG_TAIL_LINES = 60
 
@@ -36,6 +37,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         for server in ("broker", "connect"):
             lines = server_notices(arguments["local_stack"].root / "logs" / f"{server}.log")
             report.sections.append((f"{server}.log, last {len(lines)} notices", "\n".join(lines)))
+        if "stack_env" in arguments:
+            kafka_data = arguments["local_stack"].root / "kafka" / "data"
+            prefix = arguments["stack_env"]["PG_TOPIC_PREFIX"]
+            lines = transaction_evidence(kafka_data, prefix, LOG_TAIL_LINES * 4)
+            title = f"__consumer_offsets and __transaction_state naming {prefix}, last lines"
+            report.sections.append((title, "\n".join(lines)))
     return report
 
 
