@@ -25,3 +25,7 @@ class MissingInputTopic(ConfigurationError):
 
 class MisconfiguredRegistry(ConfigurationError):
     """`SCHEMA_REGISTRY_URL` does not lead to a registry holding the inputs' schemas."""
+
+
+class LakeUnavailable(ConfigurationError):
+    """`LAKE_URL` names a place the topology cannot write (no such bucket, no access)."""

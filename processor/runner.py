@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
@@ -31,6 +31,9 @@ from processor.sinks.postgres import PostgresTableSink, create_engine
 from processor.table_topic import TableTopic
 from processor.topics import PromptTopicAdmin
 from processor.topology import Topology
+
+if TYPE_CHECKING:
+    from processor.lake import LakeTable
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +257,27 @@ def table_topics(
     return [TableTopic(name, topology.table, pipeline.registry, producer)]
 
 
+def lake_tables(topology: Topology, settings: Settings) -> list[LakeTable]:
+    """The topology's data lake output (`LAKE_URL`, `LAKE_TABLES`), checked writable now."""
+    if not settings.writes_lake(topology.name):
+        return []
+    # Imported only here: pyarrow adds tens of MB to a process that writes no lake.
+    from processor.lake import LakeTable, lake_filesystem
+
+    filesystem, root = lake_filesystem(
+        settings.lake_url, settings.lake_s3_endpoint_url, settings.lake_s3_region
+    )
+    lake = LakeTable(
+        filesystem,
+        root,
+        topology.table,
+        settings.instance_id,
+        Backoff(settings.sink_retry_max_backoff_s),
+    )
+    lake.check()
+    return [lake]
+
+
 def _process(
     topology: Topology, settings: Settings, app: TopologyApplication, topics: TopicManager
 ) -> None:
@@ -267,7 +291,10 @@ def _process(
         topology.table,
         settings.postgres_schema,
         Backoff(settings.sink_retry_max_backoff_s),
-        also=[topic.publish for topic in table_topics(topology, pipeline, table_changes)],
+        also=[
+            *(topic.publish for topic in table_topics(topology, pipeline, table_changes)),
+            *(lake.write for lake in lake_tables(topology, settings)),
+        ],
     )
     check_permissions(settings, topology, topics)
     table_changes.sink(sink)

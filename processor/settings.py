@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     # (default: the table's name). Empty: none (docs/configuration.md).
     table_topics: str = ""
 
+    # The data lake: each table's changes as Parquet files under `s3://bucket/prefix` or
+    # a local directory. Empty: none. `LAKE_TABLES`: `all`, or topology names separated by
+    # commas. The S3 endpoint is for S3-compatible stores (docs/configuration.md).
+    lake_url: str = ""
+    lake_tables: str = "all"
+    lake_s3_endpoint_url: str | None = None
+    lake_s3_region: str | None = None
+
     # How long a topology waits at start-up for an input topic to be created (by its
     # connector, or by interaction_data) before it stops, naming the variable.
     input_topic_wait_s: float = Field(300.0, gt=0)
@@ -121,6 +129,20 @@ class Settings(BaseSettings):
         table_topic_names(value)
         return value
 
+    @field_validator("lake_tables")
+    @classmethod
+    def _lake_tables_known(cls, value: str) -> str:
+        lake_table_names(value)
+        return value
+
+    @field_validator("lake_url")
+    @classmethod
+    def _lake_scheme(cls, url: str) -> str:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in ("", "s3", "file"):
+            raise ValueError("must be s3://bucket/prefix, file:///path or a directory path")
+        return url
+
     @model_validator(mode="after")
     def _sasl_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
@@ -135,6 +157,10 @@ class Settings(BaseSettings):
     def table_topic(self, topology: str) -> str | None:
         """The topic a topology's table is published to (`TABLE_TOPICS`), if any."""
         return table_topic_names(self.table_topics).get(topology)
+
+    def writes_lake(self, topology: str) -> bool:
+        """Are the topology's table's changes written to the lake (`LAKE_URL`, `LAKE_TABLES`)?"""
+        return bool(self.lake_url) and topology in lake_table_names(self.lake_tables)
 
     def pg_topic(self, table: str) -> str:
         """Topic of one captured PostgreSQL table, as the CDC connector names it."""
@@ -229,6 +255,21 @@ def table_topic_names(spec: str) -> dict[str, str]:
         if "=" in entry and not topic:
             raise ValueError(f"{entry!r} names no topic after '='")
         names[name] = topic or str(topologies[name].table.name)  # not quoted_name
+    return names
+
+
+def lake_table_names(spec: str) -> list[str]:
+    """The topologies that a `LAKE_TABLES` value names; a `ValueError` names an unknown one."""
+    from processor.topology import all_topologies  # the topologies import these settings
+
+    known = list(all_topologies())
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if names == ["all"]:
+        return known
+    for name in names:
+        if name not in known:
+            choices = ", ".join(known)
+            raise ValueError(f"{name!r} is not a topology; choose from {choices}, or 'all'")
     return names
 
 

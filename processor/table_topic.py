@@ -14,13 +14,14 @@ A row PostgreSQL refused stays out of the topic too, so the two stay equal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from quixstreams.internal_producer import InternalProducer
 
 from processor.avro import AvroEncoder, SchemaRegistry
-from processor.sinks.postgres import Changes, row_key
+from processor.sinks.postgres import Changes, Origin, Values, row_key
 
 NAMESPACE = "personalization_streams"
 
@@ -77,8 +78,9 @@ class TableTopic:
         self._keys: AvroEncoder = registry.encoder(f"{topic}-key", key_schema(table))
         self._values: AvroEncoder = registry.encoder(f"{topic}-value", value_schema(table))
 
-    def publish(self, changes: Changes) -> None:
-        """One record per changed row: its absolute value, or a tombstone."""
+    def publish(self, changes: Changes, origins: Mapping[Values, Origin]) -> None:
+        """One record per changed row: its absolute value, or a tombstone. The topic's
+        records are the table's rows, so where they came from is not part of them."""
         produce = self._producer.produce
         keys, values = self._key_names, self._value_names
         encode_key, encode_value = self._keys.encode, self._values.encode

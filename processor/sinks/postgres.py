@@ -20,7 +20,8 @@ never be written does not stop the table. A statement cancelled by a timeout is 
 too, but never refused: a row that times out alone is an outage and is retried.
 
 What a flush wrote, refused rows left out, is then handed to the table's other outputs
-(`also`: its Kafka topic, `processor.table_topic`) in the same checkpoint.
+(`also`: its Kafka topic, `processor.table_topic`, and its data lake, `processor.lake`)
+in the same checkpoint, with the input record each row came from.
 """
 
 from __future__ import annotations
@@ -181,6 +182,10 @@ def _values_of(table: sa.Table) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
 Values = tuple[Any, ...]
 Changes = Mapping[Values, Values | None]
 """Rows by key, as tuples of column values in the table's order; None: deleted."""
+Origin = tuple[str, int, int]
+"""The topic, partition and offset of the input record that last changed a row."""
+Output = Callable[[Changes, Mapping[Values, Origin]], None]
+"""Another output of the table, given what a flush wrote and where each row came from."""
 
 
 class PostgresTableSink(BaseSink):
@@ -193,10 +198,12 @@ class PostgresTableSink(BaseSink):
         schema: str,
         backoff: Backoff,
         flush_timeout_s: float = FLUSH_TIMEOUT_S,
-        also: Sequence[Callable[[Changes], None]] = (),
+        also: Sequence[Output] = (),
     ) -> None:
         super().__init__()
         self._also = also
+        # Only the outputs need the origins; without them a backlog's flush keeps less.
+        self._origins: dict[Values, Origin] | None = {} if also else None
         self._refused: set[Values] = set()
         self._engine = engine
         self._flush_timeout_s = flush_timeout_s
@@ -265,14 +272,22 @@ class PostgresTableSink(BaseSink):
         partition: int,
         offset: int,
     ) -> None:
-        values = self._values
-        for key, row in value if isinstance(value, list) else (value,):
-            self._pending[key] = None if row is None else values(row)
+        values, pending, origins = self._values, self._pending, self._origins
+        changes = value if isinstance(value, list) else (value,)
+        for key, row in changes:
+            pending[key] = None if row is None else values(row)
+        if origins is not None:
+            origin = (topic, partition, offset)
+            for key, _ in changes:
+                origins[key] = origin
 
     def flush(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
+        origins = self._origins
+        if origins is not None:
+            self._origins = {}
         self._deadline = time.monotonic() + self._flush_timeout_s
         self._refused = set()
         try:
@@ -293,11 +308,13 @@ class PostgresTableSink(BaseSink):
             refused = self._refused
             written = {k: v for k, v in pending.items() if k not in refused} if refused else pending
             for output in self._also:
-                output(written)
+                output(written, origins)
 
     def on_paused(self) -> None:
         """The checkpoint is being replayed from its first offset: forget what it added."""
         self._pending.clear()
+        if self._origins is not None:
+            self._origins.clear()
 
     def _write_writable(self, pending: dict[Values, Values | None]) -> None:
         """Writes `pending`, or, when PostgreSQL refuses some rows, all the others

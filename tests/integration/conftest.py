@@ -17,6 +17,7 @@ import pytest
 from processor.settings import Settings
 from tests.conftest import private_directory
 from tests.integration.faults import SinkDatabase
+from tests.integration.support import STACKS_FILE
 from tests.integration.transaction_logs import transaction_evidence
 
 LOG_TAIL_LINES = 60
@@ -33,6 +34,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         for log in sorted(Path(tmp_path).glob("pstreams-*.log")):
             lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             report.sections.append((f"{log.name}, last {len(lines)} lines", "\n".join(lines)))
+        stacks = Path(tmp_path) / STACKS_FILE
+        if stacks.exists():
+            report.sections.append(("where each child was", stacks.read_text()))
     if report.failed and "local_stack" in arguments:
         for server in ("broker", "connect"):
             lines = server_notices(arguments["local_stack"].root / "logs" / f"{server}.log")

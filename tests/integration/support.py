@@ -307,6 +307,10 @@ def supervised_child(supervisor: int, topology: str, timeout: float = 60.0) -> i
         time.sleep(0.1)
 
 
+STACKS_FILE = "child-stacks.txt"
+"""Where a test leaves `child_stacks` for its failure report."""
+
+
 def child_stacks(supervisor_log: Path) -> str:
     """Where each running child of `pstreams run --all` is, as py-spy dumps it: for a
     failure report when a topology stopped making progress without exiting."""
