@@ -79,9 +79,13 @@ def test_rows_postgres_refuses_are_kept_out_and_the_rest_written(settings: Setti
     out and counts them, instead of retrying forever. The table's other outputs get
     what was written, the refused rows left out."""
     engine = create_engine(settings.sqlalchemy_url, settings.postgres_schema)
-    handed_on: list[dict] = []
+    handed_on: list[tuple[dict, dict]] = []
     sink = PostgresTableSink(
-        engine, TABLE, settings.postgres_schema, Backoff(1.0), also=[handed_on.append]
+        engine,
+        TABLE,
+        settings.postgres_schema,
+        Backoff(1.0),
+        also=[lambda written, origins: handed_on.append((dict(written), dict(origins)))],
     )
     sink.setup()
     refused_before = _refused()
@@ -92,8 +96,10 @@ def test_rows_postgres_refuses_are_kept_out_and_the_rest_written(settings: Setti
     write(sink, *good[:100], bad[0], *good[100:150], bad[1], bad[2], *good[150:])
     assert contents(engine) == {(f"u{n}", "i", n) for n in range(1, 200)}
     assert _refused() - refused_before == 3
-    (written,) = handed_on
+    ((written, origins),) = handed_on
     assert {(user, item, row[3]) for (user, item, _), row in written.items()} == contents(engine)
+    # Each row comes with the input record that changed it (`write` adds all at t[0]@0).
+    assert set(written) <= set(origins) and set(origins.values()) == {("t", 0, 0)}
     engine.dispose()
 
 
