@@ -202,7 +202,7 @@ class PostgresTableSink(BaseSink):
     ) -> None:
         super().__init__()
         self._also = also
-        # Only the outputs need the origins; without them a backlog's flush keeps less.
+        # Only the other outputs take the origins: a table with none keeps no origins.
         self._origins: dict[Values, Origin] | None = {} if also else None
         self._refused: set[Values] = set()
         self._engine = engine
