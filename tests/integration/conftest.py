@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from processor.settings import Settings
+from processor.supervisor import STOP_GRACE_S
 from tests.conftest import private_directory
 from tests.integration.faults import SinkDatabase
 from tests.integration.support import STACKS_FILE
@@ -114,7 +115,9 @@ def pstreams(
             process.send_signal(signal.SIGTERM)
     for process in started:
         try:
-            process.wait(timeout=30)
+            # Longer than `pstreams run --all` gives its children before it SIGKILLs
+            # them: killed sooner, it would leave a hung child running on its own.
+            process.wait(timeout=STOP_GRACE_S + 15)
         except subprocess.TimeoutExpired:
             process.kill()
 
