@@ -56,6 +56,8 @@ _DEMO_ENV = {
     "PGOPTIONS": "-c synchronous_commit=off",
 }
 PROCESSING_TIMEOUT_S = 300.0
+# A table's files in the lake, below its directory (processor/lake.py).
+LAKE_FILES = "date=*/*.parquet"
 
 
 @dataclass(frozen=True)
@@ -253,9 +255,9 @@ def _rebuild_from_lake(console: Console, settings: Settings) -> None:
             for name, topology in all_topologies().items():
                 table = topology.table
                 directory = Path(settings.lake_url) / str(table.name)
-                found = len(list(directory.glob("date=*/*.parquet")))
+                found = len(list(directory.glob(LAKE_FILES)))
                 files += found
-                changes = f"read_parquet('{directory}/*/*.parquet', hive_partitioning = true)"
+                changes = f"read_parquet('{directory}/{LAKE_FILES}', hive_partitioning = true)"
                 query = rebuild_query(table, changes)
                 rebuilt = set(duckdb.sql(query).fetchall()) if found else set()
                 written = table.to_metadata(sa.MetaData(), schema=settings.postgres_schema)
