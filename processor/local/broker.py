@@ -32,6 +32,26 @@ _JVM_OPTIONS = (
 # A controlled shutdown writes its last metadata and closes the logs cleanly.
 _SHUTDOWN_GRACE_S = 30.0
 
+# Kafka 4's metadata cache answers "no such partition" for a partition that exists but
+# has no leader at the moment, and the transaction coordinator then skips that
+# partition's commit or abort marker as if the topic had been deleted (KAFKA-20734,
+# unfixed in 4.3.2 and 4.4.0). One node leaves every partition without a leader while
+# it shuts down and restarts, so a transaction ending then stays open for good: its
+# records block `read_committed` readers and its offsets are never stable, and the
+# topology that committed them stalls. This Byteman rule gives the answer of the
+# upstream fix (and of Kafka 3), "a leader not known yet", which makes the coordinator
+# keep the markers and send them once the partition has a leader again
+# (docs/guarantees.md, "A broker restart"; tests/integration/test_broker_shutdown.py).
+LEADERLESS_IS_NOT_DELETED = """\
+RULE a partition without a leader is not a deleted partition (KAFKA-20734)
+CLASS org.apache.kafka.metadata.KRaftMetadataCache
+METHOD getPartitionLeaderEndpoint(String, int, org.apache.kafka.common.network.ListenerName)
+AT EXIT
+IF !$!.isPresent() AND $0.getLeaderAndIsr($1, $2).isPresent()
+DO return java.util.Optional.of(org.apache.kafka.common.Node.noNode())
+ENDRULE
+"""
+
 
 @dataclass(frozen=True)
 class SecuredListener:
@@ -74,7 +94,7 @@ class Broker:
     directory: Path
     secured: SecuredListener | None = None
     name: ClassVar[str] = "broker"
-    product: ClassVar[str] = f"Apache Kafka {maven.KAFKA_VERSION} (KRaft)"
+    product: ClassVar[str] = f"Apache Kafka {maven.KAFKA_VERSION} (KRaft, with the KAFKA-20734 fix)"
 
     @property
     def address(self) -> str:
@@ -104,8 +124,16 @@ class Broker:
             java_options = [f"-Dlog4j2.configurationFile={log_config}", "-cp", classpath]
             process.run_logged([java, *java_options, *format_storage], log_path, timeout=120)
         argv = [java, *_JVM_OPTIONS, f"-Dlog4j2.configurationFile={log_config}"]
+        argv.append(self._fix_agent())
         argv += ["-cp", classpath, "kafka.Kafka", str(self._config_path)]
         return process.spawn_detached(argv, log_path)
+
+    def _fix_agent(self) -> str:
+        """The `-javaagent` option that applies `LEADERLESS_IS_NOT_DELETED`."""
+        rules = self.directory / "kafka-fixes.btm"
+        rules.write_text(LEADERLESS_IS_NOT_DELETED)
+        agent = maven.BYTEMAN.directory() / f"byteman-{maven.BYTEMAN_VERSION}.jar"
+        return f"-javaagent:{agent}=script:{rules}"
 
     def answers(self) -> bool:
         # The TCP probe first: librdkafka logs every refused connection to stderr.

@@ -41,6 +41,9 @@ APICURIO_REGISTRY_VERSION = "3.0.9"
 # (3.0.9's parent POM and 3.3.3's Avro serde are missing there), so the 2.6 line, which
 # Debezium documents, writes the Confluent framing against the registry's v2 API.
 APICURIO_CONVERTER_VERSION = "2.6.13.Final"
+# Byteman, a Java agent that applies rules written as text, carries the one-line broker
+# fix that the local stack needs (processor/local/broker.py, `LEADERLESS_IS_NOT_DELETED`).
+BYTEMAN_VERSION = "4.0.25"
 
 CACHE_ENV = "PSTREAMS_CACHE_DIR"
 MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
@@ -122,6 +125,7 @@ KAFKA_TOOLS = JarSet(
         *_LOG4J_BINDING,
     ),
 )
+BYTEMAN = JarSet("byteman", (f"org.jboss.byteman:byteman:{BYTEMAN_VERSION}",))
 CONNECT = JarSet(
     "kafka-connect",
     (
