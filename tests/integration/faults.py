@@ -1,6 +1,7 @@
 """Faults the crash and soak tests inject into running topologies: SIGKILLs at planned
 moments (some during a sink's write, some wiping the state, some hitting a restart), and
-the processes they hit, under the supervisor or on their own; and PostgreSQL outages."""
+the processes they hit, under the supervisor or on their own; PostgreSQL outages; and
+the session broker's clean stops."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ import psycopg
 
 from processor.local.ports import free_ports
 from processor.local.postgres import Postgres
+from processor.local.stack import LocalStack, status, up
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.seed.load import SNAPSHOT_ORDER
@@ -317,3 +320,16 @@ class SinkDatabase:
     def stop(self) -> None:
         self.wait_until_back()
         self._server.stop(self._pid)
+
+
+@contextmanager
+def broker_stopped(stack: LocalStack) -> Iterator[None]:
+    """The stack's broker stopped cleanly (a controlled shutdown) for the block, then
+    started again by `pstreams local up`'s own code, even if the block fails."""
+    (broker,) = [c for c in status(stack.root) if c.name == "broker"]
+    assert broker.pid is not None
+    try:
+        assert stack.broker.stop(broker.pid)
+        yield
+    finally:
+        up(stack.root)

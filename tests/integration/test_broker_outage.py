@@ -16,11 +16,12 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processor.local.stack import LocalStack, status, up
+from processor.local.stack import LocalStack
 from processor.runner import STARTED_LOG_LINE
 from processor.seed import SeedOptions, generate, write_dataset
 from processor.settings import Settings
 from processor.topology import all_topologies
+from tests.integration.faults import broker_stopped
 from tests.integration.support import (
     STACKS_FILE,
     assert_interactions_published_once,
@@ -93,13 +94,8 @@ def test_a_broker_stopped_for_30_s_mid_run_loses_and_doubles_nothing(
         assert time.monotonic() < deadline, "the topologies did not get under way in 120 s"
         time.sleep(0.1)
 
-    (broker,) = [c for c in status(local_stack.root) if c.name == "broker"]
-    assert broker.pid is not None
-    try:
-        assert local_stack.broker.stop(broker.pid)
+    with broker_stopped(local_stack):
         time.sleep(OUTAGE_S)
-    finally:
-        up(local_stack.root)
 
     waited = pstreams("wait", "--timeout", "300").wait()
     if waited != 0:  # the report shows the file whole (tests/integration/conftest.py)

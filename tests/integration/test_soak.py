@@ -27,7 +27,7 @@ from confluent_kafka import Producer
 
 from processor.avro import SchemaRegistry
 from processor.connectors import DynamoDbCdcEmulator, PostgresCdcEmulator
-from processor.local.stack import LocalStack, status, up
+from processor.local.stack import LocalStack
 from processor.pipeline import SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER
 from processor.progress import wait_until_caught_up
 from processor.seed import SeedOptions, generate, write_dataset
@@ -38,6 +38,7 @@ from tests.integration.faults import (
     FaultSchedule,
     SinkDatabase,
     Supervised,
+    broker_stopped,
     count_records,
     execute_kill,
     kill_plan,
@@ -213,9 +214,8 @@ def soak(
         return "the second replicas left"
 
     def broker_restart() -> str:
-        (broker,) = [c for c in status(local_stack.root) if c.name == "broker"]
-        assert broker.pid is not None and local_stack.broker.stop(broker.pid)
-        up(local_stack.root)
+        with broker_stopped(local_stack):
+            pass  # started again at once
         return "the broker restarted"
 
     rng = random.Random(SEED)
